@@ -1,0 +1,33 @@
+"""capcal's built-in plugin: its own tasks, graders, model backends and templates.
+
+It is registered through the ``capcal`` entry-point group exactly like a third-party plugin.
+"""
+
+from __future__ import annotations
+
+from .hookspecs import hookimpl
+from .resources import resource_path
+
+
+@hookimpl
+def capcal_register_tasks():
+    return [resource_path("tasks")]
+
+
+@hookimpl
+def capcal_register_template_dirs():
+    return [resource_path("templates")]
+
+
+@hookimpl
+def capcal_register_graders():
+    from .graders import BUILTIN_GRADERS
+
+    return BUILTIN_GRADERS
+
+
+@hookimpl
+def capcal_register_models():
+    from .models.factories import BUILTIN_MODELS
+
+    return BUILTIN_MODELS
