@@ -1,0 +1,325 @@
+"""The versioned results document of one run (``RUN/results.json``): build, validate, write and load it.
+
+The document is described in ``docs/results-schema.md`` and validated against
+``capcal/schema/results.schema.json`` (JSON Schema, draft 2020-12) both when it is written and when it is
+read. The leaderboard and every other report are rendered from this file, never from in-memory state.
+
+The metric catalogue (:data:`METRIC_DIRECTIONS`, :func:`metric_direction`) lives here too, because the
+suites, the leaderboard and the comparison all need to know whether a larger value is better.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import re
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+
+from .errors import RunDirError
+from .rundir import RunDir, write_atomic
+
+#: Version of the results document this capcal writes and reads. Bump on any incompatible change.
+SCHEMA_VERSION = 1
+
+#: +1: larger is better; -1: smaller is better; 0: a property of the targets, not of the estimator.
+METRIC_DIRECTIONS: dict[str, int] = {
+    "cc_brier": -1, "rc_brier": -1, "cc_ece": -1, "rc_ece": -1, "cc_mce": -1, "rc_mce": -1,
+    "cc_logloss": -1, "rc_logloss": -1, "pearson": 1, "spearman": 1, "auroc": 1, "auroc_samples": 1,
+    "cc_reliability": -1, "cc_resolution": 1, "cc_uncertainty": 0,
+    "rc_reliability": -1, "rc_resolution": 1, "rc_uncertainty": 0,
+    "budget_gain": 1,
+}
+_PASSK_MSE = re.compile(r"^passk_mse@(\d+)$")
+
+#: Human-readable column titles of the metrics.
+METRIC_TITLES: dict[str, str] = {
+    "cc_brier": "CC-Brier", "rc_brier": "RC-Brier", "cc_ece": "CC-ECE", "rc_ece": "RC-ECE",
+    "cc_mce": "CC-MCE", "rc_mce": "RC-MCE", "cc_logloss": "CC-NLL", "rc_logloss": "RC-NLL",
+    "pearson": "Pearson", "spearman": "Spearman", "auroc": "AUROC", "auroc_samples": "AUROC (samples)",
+    "budget_gain": "Budget gain",
+}
+
+_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|auth|credential)", re.I)
+
+
+class ResultsError(RunDirError):
+    """A results document that cannot be used: missing, corrupt, of another schema version, or invalid."""
+
+
+def metric_direction(name: str) -> int:
+    """Whether a larger value of metric ``name`` is better (+1), worse (-1) or neither (0).
+
+    Raises:
+        KeyError: for a name that is not a metric of the results schema.
+    """
+    if name in METRIC_DIRECTIONS:
+        return METRIC_DIRECTIONS[name]
+    if _PASSK_MSE.match(name):
+        return -1
+    raise KeyError(name)
+
+
+def is_known_metric(name: str) -> bool:
+    """True for the metric names of the results schema (``passk_mse@K`` for any integer K)."""
+    return name in METRIC_DIRECTIONS or bool(_PASSK_MSE.match(name))
+
+
+def metric_title(name: str) -> str:
+    """Column title of a metric (``"cc_brier"`` -> ``"CC-Brier"``, ``"passk_mse@4"`` -> ``"pass@4 MSE"``)."""
+    m = _PASSK_MSE.match(name)
+    if m:
+        return f"pass@{m.group(1)} MSE"
+    return METRIC_TITLES.get(name, name)
+
+
+@lru_cache(maxsize=1)
+def results_schema() -> dict[str, Any]:
+    """The JSON Schema of the results document (``capcal/schema/results.schema.json``)."""
+    path = Path(__file__).resolve().parent / "schema" / "results.schema.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def clean_json(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, tuples and non-finite floats (-> ``None``) into plain JSON values."""
+    if isinstance(obj, dict):
+        return {str(k): clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return clean_json(obj.tolist())
+    if isinstance(obj, np.generic):
+        return clean_json(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def scrub_secrets(obj: Any) -> Any:
+    """Drop every mapping entry whose key looks like a secret (api_key, token, password, ...), recursively."""
+    if isinstance(obj, dict):
+        return {k: scrub_secrets(v) for k, v in obj.items() if not _SECRET_KEY.search(str(k))}
+    if isinstance(obj, list):
+        return [scrub_secrets(v) for v in obj]
+    return obj
+
+
+def _model_record(config: dict[str, Any]) -> dict[str, Any]:
+    """``{"backend", "model_id", "args"}`` from a run's config.json, secrets removed.
+
+    Accepts ``model`` as a backend name (with ``model_args`` as a dict or a ``k=v,k=v`` string) or as a
+    mapping ``{"backend"|"name", "model_id"|"model", "args"}``.
+    """
+    model = config.get("model")
+    args: Any = config.get("model_args") or {}
+    if isinstance(model, dict):
+        backend = model.get("backend") or model.get("name")
+        args = model.get("args") or model.get("model_args") or args
+        model_id = model.get("model_id") or model.get("id")
+    else:
+        backend, model_id = model, None
+    if isinstance(args, str):
+        args = dict(p.split("=", 1) if "=" in p else (p, True) for p in args.split(",") if p)
+    if not isinstance(args, dict):
+        args = {}
+    args = scrub_secrets(args)
+    model_id = (model_id or config.get("model_id") or args.get("model") or args.get("pretrained")
+                or args.get("model_id") or args.get("path") or backend)
+    return {"backend": str(backend or "unknown"), "model_id": str(model_id or "unknown"), "args": args}
+
+
+def _sampling_record(config: dict[str, Any]) -> dict[str, Any]:
+    keys = ("temperature", "top_p", "top_k", "min_p", "max_tokens", "seed")
+    sampling = config.get("sampling")
+    if not isinstance(sampling, dict):
+        sampling = {k: config[k] for k in keys if k in config}
+    return scrub_secrets(dict(sampling))
+
+
+def _suite_record(config: dict[str, Any]) -> dict[str, str] | None:
+    suite = config.get("suite")
+    if not suite:
+        return None
+    if isinstance(suite, dict):
+        return {"name": str(suite.get("name")), "version": str(suite.get("version"))}
+    from .suites import load_suite  # lazy: suites imports this module
+
+    return load_suite(str(suite)).to_record()
+
+
+def _task_config(config: dict[str, Any], task: str) -> dict[str, Any]:
+    tasks = config.get("tasks")
+    if isinstance(tasks, dict) and isinstance(tasks.get(task), dict):
+        return tasks[task]
+    return {}
+
+
+def _fingerprint(config: dict[str, Any], task: str) -> str | None:
+    for key in ("data_fingerprints", "fingerprints"):
+        fps = config.get(key)
+        if isinstance(fps, dict) and fps.get(task):
+            return str(fps[task])
+    tc = _task_config(config, task)
+    fp = tc.get("fingerprint") or tc.get("data_fingerprint")
+    return str(fp) if fp else None
+
+
+def _estimator_extras(rd: RunDir, task: str, name: str, ids: np.ndarray) -> dict[str, Any]:
+    """Parse rate, failure reasons and meta of one estimator's stored output."""
+    if not rd.estimator_path(task, name).exists():
+        return {"parse_rate": None, "failure_reasons": {}, "meta": {}}
+    conf, reasons, meta = rd.estimator_output(task, name, ids)
+    ok = np.isfinite(conf)
+    failures = Counter(str(r or "failed") for r, good in zip(reasons, ok, strict=True) if not good)
+    return {"parse_rate": float(ok.mean()) if len(ok) else None,
+            "failure_reasons": dict(sorted(failures.items())), "meta": scrub_secrets(meta)}
+
+
+_ESTIMATOR_KEYS = ("n", "n_nan", "nan_rate", "metrics", "reliability", "passk_curve", "budget_curve")
+
+
+def _task_record(rd: RunDir, config: dict[str, Any], task: str, analysis: dict[str, Any]) -> dict[str, Any]:
+    rows = rd.target_rows(task) if rd.targets_path(task).exists() else []
+    extracted = [e for row in rows for e in row.get("extracted", [])]
+    ids = np.array([str(r["id"]) for r in rows], dtype=object)
+    tc = _task_config(config, task)
+    estimators = {}
+    for name, est in analysis.get("estimators", {}).items():
+        entry = {k: est.get(k) for k in _ESTIMATOR_KEYS}
+        entry.update(_estimator_extras(rd, task, name, ids) if rows else
+                     {"parse_rate": None, "failure_reasons": {}, "meta": {}})
+        estimators[name] = entry
+    n_samples = analysis.get("n_samples") or {}
+    return {
+        "split": str(tc.get("split", "eval")),
+        "k": tc.get("k", config.get("k", n_samples.get("max"))),
+        "data_fingerprint": _fingerprint(config, task),
+        "n_questions": analysis.get("n_questions", len(rows)),
+        "n_samples": {"min": n_samples.get("min"), "max": n_samples.get("max")},
+        "mean_mu": analysis.get("mean_mu"),
+        "answer_parse_rate": (sum(e is not None for e in extracted) / len(extracted)) if extracted else None,
+        "designated_indices": sorted({int(r.get("designated", 0)) for r in rows}),
+        "n_boot": analysis.get("n_boot"),
+        "seed": analysis.get("seed"),
+        "actual_passk": analysis.get("actual_passk", []),
+        "estimators": estimators,
+        "differences": analysis.get("differences", {}),
+    }
+
+
+def build_results(run_dir: str | Path | RunDir, analysis_by_task: dict[str, dict[str, Any]],
+                  *, created: str | None = None) -> dict[str, Any]:
+    """Assemble the results document of a run from its config.json, targets and per-task analyses.
+
+    Args:
+        run_dir: the run directory (its config.json, targets and estimator outputs are read).
+        analysis_by_task: ``{task: capcal.analysis.analyze(...) output}`` (see docs/architecture.md).
+        created: ISO 8601 timestamp to record (default: now, UTC).
+
+    Returns:
+        The document as plain JSON values (NaN and infinities as ``None``), validated against the schema.
+
+    Raises:
+        ResultsError: when the assembled document does not satisfy the schema (a bug upstream).
+        RunDirError: when the run directory has no config.json.
+    """
+    from . import __version__
+
+    rd = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    config = rd.config
+    analyses = {t: analysis_by_task[t] for t in sorted(analysis_by_task)}
+    ks = sorted({(a.get("n_samples") or {}).get("max") for a in analyses.values()} - {None})
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "capcal_version": __version__,
+        "created": created or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "run_name": rd.path.resolve().name,
+        "model": _model_record(config),
+        "suite": _suite_record(config),
+        "k": config.get("k", ks[-1] if ks else None),
+        "sampling": _sampling_record(config),
+        "seed": config.get("seed"),
+        "tasks": {t: _task_record(rd, config, t, a) for t, a in analyses.items()},
+    }
+    doc = clean_json(doc)
+    validate_results(doc, source=str(rd.results_path))
+    return doc
+
+
+def write_results(run_dir: str | Path | RunDir, analysis_by_task: dict[str, dict[str, Any]] | None = None,
+                  n_boot: int = 1000, seed: int = 0) -> Path:
+    """Compute (if needed) and write ``RUN/results.json`` atomically; return its path.
+
+    Args:
+        run_dir: the run directory.
+        analysis_by_task: per-task analyses; when ``None`` they are computed by
+            ``capcal.analysis.analyze_run(run_dir, n_boot=n_boot, seed=seed)``.
+        n_boot: bootstrap resamples (only used when computing the analysis here).
+        seed: bootstrap seed (same).
+    """
+    rd = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    if analysis_by_task is None:
+        from .analysis import analyze_run
+
+        analysis_by_task = analyze_run(rd, n_boot=n_boot, seed=seed)
+    doc = build_results(rd, analysis_by_task)
+    write_atomic(rd.results_path, json.dumps(doc, indent=1, sort_keys=True, allow_nan=False) + "\n")
+    return rd.results_path
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    return "/".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def validate_results(doc: Any, source: str = "results document") -> None:
+    """Check a results document against the schema.
+
+    Raises:
+        ResultsError: one line naming ``source``, the offending JSON path and the problem; a document of
+            another ``schema_version`` is reported as such (re-create it with this capcal).
+    """
+    if not isinstance(doc, dict):
+        raise ResultsError(f"{source}: not a capcal results document (expected a JSON object)")
+    version = doc.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ResultsError(
+            f"{source}: results schema_version {version!r} is not supported (this capcal reads version "
+            f"{SCHEMA_VERSION}); re-create it with this capcal (capcal.results.write_results on the run directory)")
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(results_schema()).iter_errors(doc))
+    if error is not None:
+        raise ResultsError(f"{source}: invalid results document at {_where(error)}: {error.message[:200]}")
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read and validate a results document.
+
+    Args:
+        path: a ``results.json`` file or a run directory holding one.
+
+    Raises:
+        ResultsError: missing file, corrupt JSON (with line and column), other schema version, or a document
+            that the schema rejects.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no results file (run `capcal run` first, or write_results on the run)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot read results file ({exc})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: corrupt results file, not valid JSON "
+                           f"(line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    validate_results(doc, source=str(path))
+    return doc
