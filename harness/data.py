@@ -1,0 +1,149 @@
+"""Loading a task's data split through ``datasets``, from the Hugging Face hub or a local mirror directory.
+
+The mirror (``data_dir`` argument, the ``--data-dir`` flag, or the ``CAPCAL_DATA_DIR`` environment variable)
+is laid out like ``../shared/data``::
+
+    <data_dir>/<owner>__<name>/<config or "default">/<split>.jsonl
+
+When a mirror is set, the file must exist there (a missing file is a :class:`~capcal.errors.DataError` naming
+the path) and the hub is never contacted. Without a mirror, ``datasets.load_dataset(path, name, split=...)``
+is used. Loaded splits are cached in-process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+
+ENV_VAR = "CAPCAL_DATA_DIR"
+
+_CACHE: dict[tuple, Any] = {}
+_SHA_CACHE: dict[tuple[str, float, int], str] = {}
+
+
+def resolve_data_dir(data_dir: str | Path | None = None) -> Path | None:
+    """The mirror directory to use: ``data_dir`` if given, else ``$CAPCAL_DATA_DIR``, else ``None`` (the hub).
+
+    Raises:
+        DataError: the chosen directory does not exist.
+    """
+    chosen = data_dir if data_dir not in (None, "") else os.environ.get(ENV_VAR) or None
+    if chosen is None:
+        return None
+    path = Path(chosen).expanduser()
+    if not path.is_dir():
+        origin = "--data-dir" if data_dir not in (None, "") else ENV_VAR
+        raise DataError(f"data directory {str(path)!r} ({origin}) does not exist")
+    return path
+
+
+def mirror_file(data_dir: str | Path, path: str, name: str | None, split: str) -> Path:
+    """Where the mirror keeps a split: ``<data_dir>/<owner>__<name>/<config or default>/<split>.jsonl``."""
+    return Path(data_dir) / path.replace("/", "__") / (name or "default") / f"{split}.jsonl"
+
+
+def _quiet_load(*args: Any, **kwargs: Any):
+    import datasets
+
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        return datasets.load_dataset(*args, **kwargs)
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
+
+
+def load_split(path: str, name: str | None, split: str, data_dir: str | Path | None = None):
+    """Load one split as a :class:`datasets.Dataset` (cached in-process).
+
+    Args:
+        path: Hugging Face data set id (``"openai/gsm8k"``).
+        name: configuration, or ``None`` for the default one.
+        split: split name (``"test"``).
+        data_dir: mirror directory; ``None`` falls back to ``$CAPCAL_DATA_DIR``, then the hub.
+
+    Returns:
+        The data set; ``len()`` rows, columns as in the hub copy.
+
+    Raises:
+        DataError: the mirror lacks the file (path named), the file is malformed, or the hub load failed.
+    """
+    mirror = resolve_data_dir(data_dir)
+    if mirror is not None:
+        file = mirror_file(mirror, path, name, split).resolve()
+        if not file.is_file():
+            raise DataError(f"data file not found: {file} (for {path} config {name or 'default'} split {split})")
+        stat = file.stat()
+        key: tuple = ("file", str(file), stat.st_mtime, stat.st_size)
+        if key not in _CACHE:
+            try:
+                _CACHE[key] = _quiet_load("json", data_files=str(file), split="train")
+            except Exception as exc:  # noqa: BLE001 - datasets raises many kinds on a malformed file
+                raise DataError(f"cannot read {file}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        return _CACHE[key]
+    key = ("hub", path, name, split)
+    if key not in _CACHE:
+        try:
+            _CACHE[key] = _quiet_load(path, name, split=split)
+        except Exception as exc:  # noqa: BLE001
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise DataError(f"cannot load {path} (config {name or 'default'}, split {split}) through datasets: "
+                            f"{type(exc).__name__}: {first}; offline, point --data-dir or {ENV_VAR} at a mirror"
+                            ) from None
+    return _CACHE[key]
+
+
+def source_of(path: str, name: str | None, split: str, data_dir: str | Path | None = None) -> str:
+    """A human-readable name of where a split comes from (the mirror file, or ``hf:path/config/split``)."""
+    mirror = resolve_data_dir(data_dir)
+    if mirror is not None:
+        return str(mirror_file(mirror, path, name, split))
+    return f"hf:{path}/{name or 'default'}/{split}"
+
+
+def require_columns(dataset: Any, columns: Iterable[str], source: str, *, why: str = "") -> None:
+    """Raise :class:`DataError` naming the first column of ``columns`` the data set lacks, and the file."""
+    have = set(dataset.column_names)
+    for col in columns:
+        if col not in have:
+            extra = f" (needed by {why})" if why else ""
+            raise DataError(f"column {col!r}{extra} not found in {source}; columns: {', '.join(sorted(have))}")
+
+
+def _sha256_file(file: Path) -> str:
+    stat = file.stat()
+    key = (str(file), stat.st_mtime, stat.st_size)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]
+
+
+def fingerprint(path: str, name: str | None, split: str, data_dir: str | Path | None = None) -> str:
+    """A fingerprint of a split's content: the sha256 hex digest of the mirror file, else ``datasets``' own.
+
+    Raises:
+        DataError: as :func:`load_split`.
+    """
+    mirror = resolve_data_dir(data_dir)
+    if mirror is not None:
+        file = mirror_file(mirror, path, name, split).resolve()
+        if not file.is_file():
+            raise DataError(f"data file not found: {file}")
+        return _sha256_file(file)
+    ds = load_split(path, name, split, data_dir=None)
+    return str(getattr(ds, "_fingerprint", "unknown"))
+
+
+def clear_cache() -> None:
+    """Forget every split loaded in this process."""
+    _CACHE.clear()
