@@ -1,0 +1,138 @@
+"""Factories of the built-in model backends and the parser of ``--model_args``.
+
+``capcal run --model NAME --model_args k=v,k2=v2`` (the lm-evaluation-harness convention) calls
+``BUILTIN_MODELS[NAME](**parse_model_args(...))``. Backends are imported only when a factory is called, so
+listing models needs neither torch nor a server.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ModelError
+from .base import ModelBackend
+
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE)
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def convert_value(text: str) -> Any:
+    """Convert one ``--model_args`` value: int, float, bool (``true``/``false``, any case), ``none``/``null``
+    -> ``None``; anything else stays a string. Quoted values are always strings (quotes removed)."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return text
+
+
+def _split_top_level(spec: str) -> list[str]:
+    """Split on commas outside single or double quotes; an unclosed quote is an error."""
+    parts, current, quote = [], [], None
+    for ch in spec:
+        if quote:
+            current.append(ch)
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+            current.append(ch)
+        elif ch == ",":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    if quote:
+        raise ModelError(f"malformed --model_args {spec!r}: unclosed {quote} quote")
+    parts.append("".join(current))
+    return parts
+
+
+def parse_model_args(spec: str | None) -> dict[str, Any]:
+    """Parse ``"k=v,k2=v2"`` into a dict with int / float / bool / None conversion.
+
+    A value that holds commas is quoted: ``base_urls="http://a:8000/v1,http://b:8000/v1"``. An empty or
+    whitespace-only spec gives ``{}``; a trailing comma is allowed.
+
+    Raises:
+        capcal.errors.ModelError: a part without ``=``, an empty or invalid key, a repeated key, or an
+            unclosed quote (one line naming the offending part).
+    """
+    if spec is None or not spec.strip():
+        return {}
+    out: dict[str, Any] = {}
+    parts = _split_top_level(spec.strip())
+    if parts and not parts[-1].strip():
+        parts = parts[:-1]
+    for part in parts:
+        if "=" not in part:
+            raise ModelError(f"malformed --model_args {spec!r}: {part.strip()!r} is not key=value")
+        key, value = (s.strip() for s in part.split("=", 1))
+        if not _KEY.fullmatch(key):
+            raise ModelError(f"malformed --model_args {spec!r}: bad key {key!r} in {part.strip()!r}")
+        if key in out:
+            raise ModelError(f"malformed --model_args {spec!r}: key {key!r} given twice")
+        out[key] = convert_value(value)
+    return out
+
+
+def _call(name: str, cls: type, kwargs: dict[str, Any]) -> ModelBackend:
+    """Call ``cls(**kwargs)``, turning unknown or missing arguments into one-line ModelErrors."""
+    sig = inspect.signature(cls.__init__)
+    params = {k: p for k, p in sig.parameters.items() if k != "self"}
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise ModelError(f"model {name!r}: unknown --model_args {', '.join(unknown)}; "
+                             f"accepted: {', '.join(sorted(params))}")
+    missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty
+               and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+               and k not in kwargs]
+    if missing:
+        raise ModelError(f"model {name!r}: --model_args needs {', '.join(missing)}")
+    return cls(**kwargs)
+
+
+def embedded(**kwargs: Any) -> ModelBackend:
+    """The embedded SmolLM2-135M-Instruct (no server, no download). Args: batch_size, dtype, device,
+    cache_dir, num_threads."""
+    from .embedded import EmbeddedBackend
+
+    return _call("embedded", EmbeddedBackend, kwargs)
+
+
+def hf(**kwargs: Any) -> ModelBackend:
+    """A transformers model: ``model=`` (or lm-eval's ``pretrained=``) id or path, plus gguf_file, dtype,
+    device, batch_size, name, revision, num_threads."""
+    from .hf_backend import HFBackend
+
+    if "pretrained" in kwargs:
+        if "model" in kwargs:
+            raise ModelError("model 'hf': give either model= or pretrained=, not both")
+        kwargs["model"] = kwargs.pop("pretrained")
+    if "model" in kwargs and kwargs["model"] is not None:
+        kwargs["model"] = str(kwargs["model"])
+    return _call("hf", HFBackend, kwargs)
+
+
+def openai(**kwargs: Any) -> ModelBackend:
+    """An OpenAI-compatible server (see :class:`capcal.models.openai_backend.OpenAIBackend` for the args)."""
+    try:
+        from .openai_backend import OpenAIBackend
+    except ImportError as exc:
+        raise ModelError(f"the openai backend is unavailable: {exc}") from None
+    return _call("openai", OpenAIBackend, kwargs)
+
+
+BUILTIN_MODELS: dict[str, Callable[..., ModelBackend]] = {"embedded": embedded, "hf": hf, "openai": openai}
