@@ -127,11 +127,11 @@ class Registry:
 
     @cached_property
     def _task_table(self) -> tuple[dict[str, Any], list[SpecError]]:
-        from .taskspec import TaskSpec, find_spec_files, load_spec
+        from .taskspec import TaskSpec, check_spec, find_spec_files, load_spec
 
         specs: dict[str, Any] = {}
         errors: list[SpecError] = []
-        for plugin_name, items in reversed(self._collect("capcal_register_tasks")):
+        for _plugin_name, items in reversed(self._collect("capcal_register_tasks")):
             for item in items:
                 if isinstance(item, TaskSpec):
                     candidates = [item]
@@ -143,6 +143,11 @@ class Registry:
                         except SpecError as exc:
                             errors.append(exc)
                 for spec in candidates:
+                    try:
+                        check_spec(spec, self)  # grader registered, template found, no undefined variables
+                    except SpecError as exc:
+                        errors.append(exc)
+                        continue
                     if spec.name in specs:
                         errors.append(SpecError(spec.source, "task",
                                                 f"task {spec.name!r} is already registered by another plugin"))
