@@ -5,12 +5,16 @@ Layout (every file is written atomically: temp file + ``os.replace``, or appende
     RUN/
       config.json                         resolved configuration, secrets removed, capcal version
       samples.sqlite                      the durable response store (see capcal.store)
+      stages.json                         {stage: fingerprint of its inputs} of every finished stage
       tasks/<task>/targets.jsonl          one line per question (see Targets)
+      tasks/<task>/splits/<split>/targets.jsonl  targets of the train / validation split (learned estimators)
+      tasks/<task>/cache/<split>/         estimators' caches (hidden-state features, ...)
       tasks/<task>/estimators/<name>.jsonl      one line per question: {"id", "confidence", "reason"}
       tasks/<task>/estimators/<name>.meta.json  what the estimator recorded (parameters, chosen layer, ...)
       results.json                        the versioned results document (capcal.results)
 
-This module only reads and writes these files; it knows nothing about models or metrics.
+This module only reads and writes these files; it knows nothing about models or metrics. The format of
+each file is documented in ``docs/run-directory.md``.
 """
 
 from __future__ import annotations
@@ -147,8 +151,21 @@ class RunDir:
     def task_dir(self, task: str) -> Path:
         return self.path / "tasks" / task
 
-    def targets_path(self, task: str) -> Path:
-        return self.task_dir(task) / "targets.jsonl"
+    @property
+    def stages_path(self) -> Path:
+        return self.path / "stages.json"
+
+    def targets_path(self, task: str, split: str = "eval") -> Path:
+        """``tasks/<task>/targets.jsonl`` for the evaluation split, ``tasks/<task>/splits/<split>/...`` else."""
+        if split == "eval":
+            return self.task_dir(task) / "targets.jsonl"
+        return self.task_dir(task) / "splits" / split / "targets.jsonl"
+
+    def cache_dir(self, task: str, split: str = "eval") -> Path:
+        """A folder where estimators may cache expensive features of one task split (created)."""
+        path = self.task_dir(task) / "cache" / split
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def estimator_path(self, task: str, name: str) -> Path:
         return self.task_dir(task) / "estimators" / f"{name}.jsonl"
@@ -210,8 +227,33 @@ class RunDir:
     def write_config(self, config: dict[str, Any]) -> None:
         write_atomic(self.config_path, json.dumps(_jsonable(config), indent=2, sort_keys=True) + "\n")
 
-    def write_targets(self, task: str, rows: list[dict[str, Any]]) -> None:
-        write_jsonl(self.targets_path(task), rows)
+    def write_targets(self, task: str, rows: list[dict[str, Any]], split: str = "eval") -> None:
+        write_jsonl(self.targets_path(task, split), rows)
+
+    # -- stage bookkeeping -------------------------------------------------------------------------
+    def stages(self) -> dict[str, str]:
+        """``{stage name: fingerprint of its inputs}`` of every stage that finished (``{}`` when none)."""
+        if not self.stages_path.exists():
+            return {}
+        try:
+            data = json.loads(self.stages_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{self.stages_path}: not valid JSON ({exc.msg}); delete it to redo every stage") \
+                from None
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def stage_done(self, name: str, fingerprint: str, *outputs: Path) -> bool:
+        """Whether stage ``name`` finished with these inputs (same ``fingerprint``) and its outputs exist."""
+        return self.stages().get(name) == fingerprint and all(p.exists() for p in outputs)
+
+    def mark_stage(self, name: str, fingerprint: str | None) -> None:
+        """Record that stage ``name`` finished with inputs ``fingerprint`` (``None`` forgets the stage)."""
+        stages = self.stages()
+        if fingerprint is None:
+            stages.pop(name, None)
+        else:
+            stages[name] = fingerprint
+        write_atomic(self.stages_path, json.dumps(stages, indent=1, sort_keys=True) + "\n")
 
     def write_estimator(self, task: str, name: str, ids, confidence, reasons, meta: dict | None = None) -> None:
         """Write one estimator's output: ``confidence`` (Q,) with NaN for failures, ``reasons`` (Q,)."""

@@ -1,0 +1,482 @@
+"""The pipeline of one run, resumable stage by stage: ``capcal.run.run(RunConfig(...)) -> RunDir``.
+
+Stages, each writing into the run directory (``docs/run-directory.md``) so that any of them can be resumed
+or redone without redoing the ones before it::
+
+    resolve (tasks, examples, prompts, sampling parameters) -> config.json
+    sample   every (question, sample index) whose store key is missing -> samples.sqlite (durable, per batch)
+    grade    every sample with the task's grader -> tasks/<task>/targets.jsonl
+    estimate each requested estimator -> tasks/<task>/estimators/<name>.jsonl (+ .meta.json)
+    analyse  metrics + applications -> results.json (capcal.analysis, capcal.results)
+
+Resuming: sampling skips every stored key (:mod:`capcal.store`), so a killed run never asks the backend
+again for a stored sample; grading, estimators and results record a fingerprint of their inputs in
+``stages.json`` and are skipped while it is unchanged and their output exists. A failing estimator is
+recorded (NaN confidences, the reason) and does not stop the run; it is retried on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import __version__
+from .errors import CapcalError, DataError, ModelError
+from .estimators import EstimatorContext, EstimatorOutput
+from .models.base import Completion, GenerationRequest, Messages, ModelBackend, SamplingParams
+from .registry import Registry, get_registry
+from .runconfig import DEFAULT_K, DEFAULT_MAX_TOKENS, RunConfig, derive_seed, redact_secrets
+from .rundir import RunDir, Targets, read_jsonl
+from .store import SampleStore, canonical_json, sample_key
+
+__all__ = ["TaskSplit", "run", "Pipeline"]
+
+
+def _fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(canonical_json(list(parts)).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class TaskSplit:
+    """One split of one task as the pipeline sees it (all lists aligned on questions).
+
+    Attributes:
+        name: task name.
+        task: the :class:`capcal.tasks.Task`.
+        split: ``"eval"``, ``"train"`` or ``"validation"``.
+        examples: (Q,) examples in split order.
+        messages: (Q,) rendered prompts.
+        ids: (Q,) question ids (object array of str).
+        k: samples per question.
+        params: the sampling parameters every sample of this split is drawn with.
+        keys: (Q, k) store keys, ``keys[q][j]`` for sample ``j`` of question ``q``.
+        seeds: (Q, k) per-sample seeds (:func:`capcal.runconfig.derive_seed`).
+        designated: index of the response-target sample.
+    """
+
+    name: str
+    task: Any
+    split: str
+    examples: list[Any]
+    messages: list[Messages]
+    ids: np.ndarray
+    k: int
+    params: SamplingParams
+    keys: list[list[str]]
+    seeds: list[list[int]]
+    designated: int
+    limit: int | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    targets: Targets | None = None
+    targets_fingerprint: str = ""
+
+    @property
+    def stage(self) -> str:
+        return f"targets/{self.name}/{self.split}"
+
+
+class Pipeline:
+    """Runs one :class:`RunConfig`; use :func:`run` unless you need the pieces.
+
+    Args:
+        config: the run configuration.
+        registry: the plugin registry (default: the process-wide one).
+        backend: a ready backend to use instead of creating ``config.model`` (notebooks, tests).
+        log: where one-line notes go (default: stderr, through tqdm so bars are not broken).
+    """
+
+    def __init__(self, config: RunConfig, registry: Registry | None = None, backend: ModelBackend | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.config = config
+        self.registry = registry or get_registry()
+        self.backend = backend
+        self._own_backend = backend is None
+        self.rd = RunDir(config.output)
+        self.store: SampleStore | None = None
+        self.splits: dict[str, TaskSplit] = {}
+        self._other_splits: dict[tuple[str, str], TaskSplit] = {}
+        self._contexts: dict[tuple[str, str], EstimatorContext] = {}
+        self._suite = None
+        self._task_plan: dict[str, dict[str, Any]] = {}
+        self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+        self.estimator_failures: dict[tuple[str, str], str] = {}
+
+    # -- the whole run ------------------------------------------------------------------------------
+    def run(self) -> RunDir:
+        """Resolve, sample, grade, estimate and analyse; return the run directory."""
+        cfg = self.config
+        cfg.validate()
+        self._plan()
+        self.rd.ensure_writable()
+        try:
+            self.store = SampleStore(self.rd.store_path)
+            if self.backend is None:
+                self.backend = self._make_backend()
+            for name in self._task_plan:
+                self.splits[name] = self._resolve(name, "eval")
+            self._write_config()
+            for sp in self.splits.values():
+                self.sample(sp)
+                self.grade(sp)
+            for sp in self.splits.values():
+                self.estimate(sp)
+            self.analyse()
+        finally:
+            if self.store is not None:
+                self.store.close()
+            if self._own_backend and self.backend is not None:
+                self.backend.close()
+        return self.rd
+
+    # -- resolving ----------------------------------------------------------------------------------
+    def _plan(self) -> None:
+        """Tasks, k, limits and estimators from the config and its suite; unknown names fail here, early."""
+        cfg = self.config
+        suite_tasks: dict[str, Any] = {}
+        if cfg.suite:
+            from .suites import load_suite
+
+            self._suite = load_suite(cfg.suite)
+            suite_tasks = self._suite.tasks
+            if not cfg.estimators:
+                cfg.estimators = list(self._suite.estimators)
+        names = cfg.tasks or list(suite_tasks)
+        for name in names:
+            self.registry.task_spec(name)  # UnknownNameError with close matches, before anything is sampled
+            st = suite_tasks.get(name)
+            self._task_plan[name] = {
+                "k": cfg.k or (st.k if st else None),
+                "limit": cfg.limit if cfg.limit is not None else (st.limit if st else None),
+                "split": st.split if st else "eval",
+            }
+        for est in cfg.estimators:
+            self.registry.estimator_class(est)
+
+    def _make_backend(self) -> ModelBackend:
+        cfg = self.config
+        args = dict(cfg.model_args)
+        if cfg.concurrency is not None and "concurrency" not in args:
+            factory = self.registry.models.get(cfg.model)
+            if factory is not None and _accepts(factory, "concurrency"):
+                args["concurrency"] = cfg.concurrency
+            elif factory is not None:
+                raise CapcalError(f"--concurrency: model backend {cfg.model!r} takes no concurrency setting")
+        return self.registry.model(cfg.model, **args)
+
+    def _resolve(self, name: str, split: str, limit: int | None = None) -> TaskSplit:
+        """Load examples, render prompts, fix sampling parameters, keys and seeds of one task split."""
+        cfg = self.config
+        plan = self._task_plan.get(name, {})
+        task = self.registry.task(name, data_dir=cfg.data_dir)
+        role = plan.get("split", "eval") if split == "eval" else split
+        if limit is None and split == "eval":
+            limit = plan.get("limit")
+        examples = task.examples(role, limit)
+        if not examples:
+            raise DataError(f"task {name!r}: split {role!r} has no examples")
+        ids = np.array([str(ex.id) for ex in examples], dtype=object)
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if (ids == i).sum() > 1)
+            raise DataError(f"task {name!r}: question id {dup!r} appears twice in split {role!r}")
+        gen = dict(getattr(task, "generation", None) or {})
+        k = int(plan.get("k") or gen.get("k") or DEFAULT_K)
+        if cfg.designated >= k:
+            raise CapcalError(f"--designated {cfg.designated} must be smaller than k = {k} (task {name!r})")
+        params = self._params(gen)
+        messages = [task.render(ex) for ex in examples]
+        keyed = {**params.to_dict(), "seed": int(cfg.seed)}
+        backend, model = self.backend.backend, self.backend.model
+        keys = [[sample_key(backend, model, msgs, keyed, j) for j in range(k)] for msgs in messages]
+        seeds = [[derive_seed(cfg.seed, qid, j) for j in range(k)] for qid in ids]
+        return TaskSplit(name=name, task=task, split=split, examples=examples, messages=messages, ids=ids, k=k,
+                         params=params, keys=keys, seeds=seeds, designated=cfg.designated, limit=limit)
+
+    def _params(self, gen: dict[str, Any]) -> SamplingParams:
+        """Sampling parameters: the command line, else the task's defaults, else untruncated sampling."""
+        cfg = self.config
+
+        def pick(name: str, default: Any) -> Any:
+            value = getattr(cfg, name)
+            return value if value is not None else gen.get(name, default)
+
+        stop = gen.get("stop") or ()
+        try:
+            return SamplingParams(
+                temperature=float(pick("temperature", 1.0)), top_p=float(pick("top_p", 1.0)),
+                top_k=int(pick("top_k", 0)), min_p=float(pick("min_p", 0.0)),
+                max_tokens=int(pick("max_tokens", DEFAULT_MAX_TOKENS)), logprobs=bool(cfg.logprobs),
+                top_logprobs=0, stop=tuple([stop] if isinstance(stop, str) else stop))
+        except (TypeError, ValueError) as exc:
+            raise CapcalError(f"bad generation settings: {exc}") from None
+
+    def _write_config(self) -> None:
+        cfg = self.config
+        tasks = {}
+        for name, sp in self.splits.items():
+            tasks[name] = {
+                "split": self._task_plan[name]["split"], "k": sp.k, "limit": sp.limit,
+                "n_questions": len(sp.ids), "designated": sp.designated,
+                "sampling": {**sp.params.to_dict(), "seed": cfg.seed},
+                "fingerprint": _task_fingerprint(sp.task, self._task_plan[name]["split"]),
+                "grader": getattr(getattr(sp.task, "grader", None), "name", None),
+            }
+        ks = {t["k"] for t in tasks.values()}
+        samplings = [t["sampling"] for t in tasks.values()]
+        common = {key: v for key, v in samplings[0].items() if all(s.get(key) == v for s in samplings)}
+        if len(common) < len(samplings[0]):  # tasks differ (e.g. max_tokens): see tasks.<task>.sampling
+            common["per_task"] = sorted(set(samplings[0]) - set(common))
+        doc = {
+            "capcal_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "model": cfg.model if self._own_backend else self.backend.backend,
+            "model_args": redact_secrets(cfg.model_args),
+            "model_id": self.backend.model,
+            "backend": redact_secrets(self.backend.describe()),
+            "k": ks.pop() if len(ks) == 1 else None,
+            "limit": cfg.limit,
+            "seed": cfg.seed,
+            "seed_recipe": "sha256(f'{seed}:{question_id}:{index}'), first 8 bytes big-endian, mod 2**31",
+            "sampling": common,
+            "designated": cfg.designated,
+            "estimators": list(cfg.estimators),
+            "suite": self._suite.to_record() if self._suite else None,
+            "bootstrap": cfg.bootstrap,
+            "train_limit": cfg.train_limit,
+            "concurrency": cfg.concurrency,
+            "data_dir": None if cfg.data_dir is None else str(cfg.data_dir),
+            "tasks": tasks,
+            "data_fingerprints": {n: t["fingerprint"] for n, t in tasks.items()},
+        }
+        self.rd.write_config(redact_secrets(doc))
+
+    # -- sampling -----------------------------------------------------------------------------------
+    def sample(self, sp: TaskSplit) -> None:
+        """Draw every sample of ``sp`` that the store lacks; each finished batch is stored at once."""
+        flat = [key for row in sp.keys for key in row]
+        have = self.store.has_many(flat)
+        wanted: dict[str, dict[str, Any]] = {}
+        requests = []
+        for q, (qid, row, seeds) in enumerate(zip(sp.ids, sp.keys, sp.seeds, strict=True)):
+            missing = [j for j, key in enumerate(row) if key not in have]
+            if not missing:
+                continue
+            for j in missing:
+                wanted[row[j]] = {"task": sp.name, "split": sp.split, "id": str(qid), "index": j, "seed": seeds[j]}
+            requests.append(GenerationRequest(messages=sp.messages[q], params=sp.params,
+                                              sample_ids=[row[j] for j in missing], seeds=[seeds[j] for j in missing]))
+        if not requests:
+            return
+        label = sp.name if sp.split == "eval" else f"{sp.name} [{sp.split}]"
+        bar = tqdm(total=len(flat), initial=len(flat) - len(wanted), desc=f"{label}: samples", unit="sample",
+                   disable=self._no_progress(), file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+        def on_result(pairs: list[tuple[str, Completion]]) -> None:
+            items = [(key, comp.to_dict(), wanted[key]) for key, comp in pairs if key in wanted]
+            bar.update(self.store.put_many(items))
+
+        ok = False
+        try:
+            self.backend.generate(requests, on_result)
+            ok = True
+        finally:
+            bar.leave = ok
+            bar.close()
+        lost = len(wanted) - len(self.store.has_many(wanted))
+        if lost:
+            raise ModelError(f"model backend {self.backend.backend!r} returned {len(wanted) - lost} of "
+                             f"{len(wanted)} samples for task {sp.name!r}; re-run the command to draw the rest")
+
+    def _no_progress(self) -> bool | None:
+        return None if self.config.progress is None else not self.config.progress
+
+    # -- grading ------------------------------------------------------------------------------------
+    def grade(self, sp: TaskSplit) -> Targets:
+        """Grade every sample of ``sp`` and write its targets (skipped when they are up to date)."""
+        grader = getattr(sp.task, "grader", None)
+        fp = _fingerprint("targets", __version__, getattr(grader, "name", None), sp.ids.tolist(), sp.keys,
+                          sp.designated)
+        path = self.rd.targets_path(sp.name, sp.split)
+        if self.rd.stage_done(sp.stage, fp, path):
+            rows = read_jsonl(path)
+        else:
+            stored = self.store.get_many(k for row in sp.keys for k in row)
+            rows = []
+            for q, ex in enumerate(sp.examples):
+                results = [sp.task.grade(Completion.from_dict(stored[key]).text, ex) for key in sp.keys[q]]
+                correct = [int(bool(g.correct)) for g in results]
+                c = sum(correct)
+                rows.append({"id": str(sp.ids[q]), "index": int(ex.index), "n": sp.k, "c": c, "mu": c / sp.k,
+                             "designated": sp.designated, "r": correct[sp.designated], "correct": correct,
+                             "extracted": [g.extracted for g in results], "sample_keys": list(sp.keys[q])})
+            self.rd.write_targets(sp.name, rows, sp.split)
+            self.rd.mark_stage(sp.stage, fp)
+        sp.rows, sp.targets, sp.targets_fingerprint = rows, Targets.from_rows(rows), fp
+        return sp.targets
+
+    # -- estimators ---------------------------------------------------------------------------------
+    def context(self, sp: TaskSplit) -> EstimatorContext:
+        """The :class:`EstimatorContext` of a sampled and graded split (cached)."""
+        key = (sp.name, sp.split)
+        if key not in self._contexts:
+            stored = self.store.get_many(k for row in sp.keys for k in row)
+            samples = [[Completion.from_dict(stored[k]) for k in row] for row in sp.keys]
+            self._contexts[key] = EstimatorContext(
+                task=sp.task, split=sp.split, examples=sp.examples, messages=sp.messages, ids=sp.ids,
+                backend=self.backend, samples=samples, targets=sp.targets, cache_dir=self.rd.cache_dir(sp.name, sp.split),
+                seed=self.config.seed, split_context=lambda split, _n=sp.name: self.split_context(_n, split),
+                **_optional_ctx_fields(sampling=sp.params))
+        return self._contexts[key]
+
+    def split_context(self, name: str, split: str) -> EstimatorContext:
+        """Context of another split of task ``name``: sampled and graded through the same store first.
+
+        Raises:
+            DataError: the task has no such split.
+        """
+        if split == "eval":
+            return self.context(self.splits[name])
+        if (name, split) not in self._other_splits:
+            sp = self._resolve(name, split, limit=self.config.train_limit)
+            self.sample(sp)
+            self.grade(sp)
+            self._other_splits[(name, split)] = sp
+        return self.context(self._other_splits[(name, split)])
+
+    def estimate(self, sp: TaskSplit) -> None:
+        """Run every requested estimator on ``sp`` (skipping those whose output is up to date)."""
+        names = self.config.estimators
+        if not names:
+            return
+        bar = tqdm(names, desc=f"{sp.name}: estimators", unit="est", disable=self._no_progress(),
+                   file=sys.stderr, dynamic_ncols=True)
+        for name in bar:
+            bar.set_postfix_str(name)
+            est = self.registry.estimator_class(name)()
+            fp = _fingerprint("estimator", __version__, name, _params_of(est), sp.targets_fingerprint,
+                              self.backend.describe(), self.config.train_limit, self.config.seed)
+            stage = f"estimator/{sp.name}/{name}"
+            if self.rd.stage_done(stage, fp, self.rd.estimator_path(sp.name, name)):
+                continue
+            t0 = time.perf_counter()
+            try:
+                out = self._predict(est, sp)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failing estimator is recorded, the run goes on
+                reason = f"estimator failed: {type(exc).__name__}: {exc}".splitlines()[0][:300]
+                self.estimator_failures[(sp.name, name)] = reason
+                self.log(f"capcal: warning: {sp.name}/{name}: {reason}")
+                nan = np.full(len(sp.ids), np.nan)
+                self.rd.write_estimator(sp.name, name, sp.ids, nan, [reason] * len(sp.ids),
+                                        {"error": reason, "traceback": traceback.format_exc(limit=8),
+                                         "params": _params_of(est), "elapsed_s": time.perf_counter() - t0})
+                self.rd.mark_stage(stage, None)
+                continue
+            meta = {**out.meta, "params": _params_of(est), "failure_rate": out.failure_rate,
+                    "elapsed_s": time.perf_counter() - t0}
+            self.rd.write_estimator(sp.name, name, sp.ids, out.confidence, out.reasons, meta)
+            self.rd.mark_stage(stage, fp)
+
+    def _predict(self, est: Any, sp: TaskSplit) -> EstimatorOutput:
+        ctx = self.context(sp)
+        if getattr(est, "learns", False):
+            train = self.split_context(sp.name, "train")
+            try:
+                validation = self.split_context(sp.name, "validation")
+            except DataError:
+                validation = None
+            est.fit(train, validation)
+        out = est.predict(ctx)
+        if not isinstance(out, EstimatorOutput):
+            raise TypeError(f"predict returned {type(out).__name__}, expected EstimatorOutput")
+        if len(out.confidence) != len(sp.ids):
+            raise ValueError(f"predict returned {len(out.confidence)} confidences for {len(sp.ids)} questions")
+        return out
+
+    # -- metrics and results --------------------------------------------------------------------------
+    def analyse(self) -> Path | None:
+        """Write ``results.json`` (metrics + applications) unless it is up to date; ``None`` when the
+        analysis modules are not installed."""
+        try:
+            results = importlib.import_module(f"{__package__}.results")
+            importlib.import_module(f"{__package__}.analysis")
+        except ModuleNotFoundError as exc:
+            if exc.name not in (f"{__package__}.results", f"{__package__}.analysis"):
+                raise
+            self.log(f"capcal: note: {exc.name} is not available; results.json not written")
+            return None
+        stages = self.rd.stages()
+        inputs = sorted((k, v) for k, v in stages.items() if k.startswith(("targets/", "estimator/")))
+        fp = _fingerprint("results", __version__, inputs, self.config.bootstrap, self.config.seed,
+                          sorted(self.rd.tasks()))
+        if self.rd.stage_done("results", fp, self.rd.results_path):
+            return self.rd.results_path
+        path = results.write_results(self.rd, n_boot=self.config.bootstrap, seed=self.config.seed)
+        self.rd.mark_stage("results", fp)
+        return Path(path)
+
+
+def run(config: RunConfig, *, registry: Registry | None = None, backend: ModelBackend | None = None) -> RunDir:
+    """Run (or resume) one configuration end to end and return its run directory.
+
+    Args:
+        config: what to run (:class:`capcal.runconfig.RunConfig`).
+        registry: plugin registry to resolve names in (default: the installed plugins).
+        backend: an already-built backend to use instead of ``config.model`` / ``config.model_args``.
+
+    Raises:
+        CapcalError: bad configuration, unknown names, unreadable data, an unwritable output directory, or a
+            backend that cannot serve (each with a one-line message).
+    """
+    return Pipeline(config, registry=registry, backend=backend).run()
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def _accepts(factory: Callable[..., Any], name: str) -> bool:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _params_of(est: Any) -> dict[str, Any]:
+    try:
+        return _jsonable_params(est.get_params())
+    except Exception:  # noqa: BLE001 - parameters are only recorded
+        return {}
+
+
+def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in params.items():
+        try:
+            canonical_json(v)
+            out[k] = v
+        except (TypeError, ValueError):
+            out[k] = repr(v)
+    return out
+
+
+def _optional_ctx_fields(**fields: Any) -> dict[str, Any]:
+    """Only the fields this version of EstimatorContext has (``sampling`` arrived later)."""
+    known = EstimatorContext.__dataclass_fields__
+    return {k: v for k, v in fields.items() if k in known}
+
+
+def _task_fingerprint(task: Any, split: str) -> str | None:
+    try:
+        return task.fingerprint(split)
+    except (CapcalError, OSError, NotImplementedError):
+        return None
