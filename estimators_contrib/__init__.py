@@ -1,1 +1,23 @@
-"""capcal's built-in confidence estimators, each a plugin registered through the entry points."""
+"""capcal's built-in confidence estimators, each a plugin registered through the entry points.
+
+``BUILTIN_ESTIMATORS`` maps each registered name to its class (see ``docs/estimators.md``).
+"""
+
+from ._verbalized_parse import parse_confidence
+from .consistency import Consistency, ConsistencyEntropy
+from .logprob import MeanTokenProb, SequenceProb
+from .oracle import Constant, OracleCC, OracleRC
+from .probe import LinearProbe
+from .ptrue import PTrue, ptrue_from_top_logprobs
+from .recalibration import Calibrator, Recalibrated
+from .verbalized import Verbalized
+
+BUILTIN_ESTIMATORS = {
+    cls.name: cls
+    for cls in (Verbalized, PTrue, Consistency, ConsistencyEntropy, MeanTokenProb, SequenceProb, LinearProbe,
+                OracleCC, OracleRC, Constant, Recalibrated)
+}
+
+__all__ = ["BUILTIN_ESTIMATORS", "Calibrator", "Consistency", "ConsistencyEntropy", "Constant", "LinearProbe",
+           "MeanTokenProb", "OracleCC", "OracleRC", "PTrue", "Recalibrated", "SequenceProb", "Verbalized",
+           "parse_confidence", "ptrue_from_top_logprobs"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .models.base import Completion, Messages, ModelBackend
+from .models.base import Completion, Messages, ModelBackend, SamplingParams
 from .rundir import Targets
 
 
@@ -35,7 +35,10 @@ class EstimatorContext:
         seed: the run seed, for anything random.
         split_context: ``split_context("train" | "validation")`` returns the context of another split of the
             same task, sampling and grading it first if needed (the pipeline provides it); ``None`` when
-            unavailable. Learned estimators must fit on these, never on the ``"eval"`` split.
+            unavailable. Learned estimators must fit on these, never on the ``"eval"`` split. It may raise
+            :class:`capcal.errors.CapcalError` (e.g. ``DataError``) when the task has no such split.
+        sampling: the sampling parameters the stored samples were drawn with (``None`` when unknown);
+            estimators that draw more answers of the same kind (consistency) reuse them.
     """
 
     task: Any
@@ -49,6 +52,7 @@ class EstimatorContext:
     cache_dir: Path
     seed: int = 0
     split_context: Callable[[str], EstimatorContext] | None = None
+    sampling: SamplingParams | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
