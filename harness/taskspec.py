@@ -11,6 +11,7 @@ variables the task provides) live in :func:`check_spec`; :func:`load_spec` check
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -366,12 +367,17 @@ def check_spec(spec: TaskSpec, registry: Any) -> None:
 
     if spec.grader not in registry.graders:
         known = ", ".join(sorted(registry.graders)) or "(none registered)"
-        raise SpecError(spec.source, "grader.name", f"unknown grader {spec.grader!r}; expected one of: {known}")
+        raise SpecError(spec.source, "grader.name",
+                        f"unknown grader {spec.grader!r}{_did_you_mean(spec.grader, registry.graders)}; "
+                        f"expected one of: {known}")
     renderer = PromptRenderer.for_spec(spec, registry)
     try:
         undefined = renderer.undeclared_variables(spec.template) - template_variables(spec)
     except PromptError as exc:
-        raise SpecError(spec.source, "template", str(exc)) from None
+        hint = ""
+        if "not found" in str(exc):
+            hint = _did_you_mean(spec.template, renderer.env.list_templates(extensions=["jinja"]))
+        raise SpecError(spec.source, "template", f"{exc}{hint}") from None
     if undefined:
         names = ", ".join(sorted(undefined))
         raise SpecError(spec.source, "template",
@@ -384,6 +390,11 @@ def check_spec(spec: TaskSpec, registry: Any) -> None:
             raise SpecError(spec.source, "system", str(exc)) from None
         if undefined:
             raise SpecError(spec.source, "system", f"uses undefined variable(s) {', '.join(sorted(undefined))}")
+
+
+def _did_you_mean(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def template_variables(spec: TaskSpec) -> set[str]:
