@@ -32,7 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__
-from .errors import CapcalError, DataError, ModelError
+from .errors import CapcalError, DataError, ModelError, UnknownNameError
 from .estimators import EstimatorContext, EstimatorOutput
 from .models.base import Completion, GenerationRequest, Messages, ModelBackend, SamplingParams
 from .registry import Registry, get_registry
@@ -143,6 +143,8 @@ class Pipeline:
     def _plan(self) -> None:
         """Tasks, k, limits and estimators from the config and its suite; unknown names fail here, early."""
         cfg = self.config
+        if self.backend is None and cfg.model not in self.registry.models:
+            raise UnknownNameError("model", cfg.model, self.registry.models)
         suite_tasks: dict[str, Any] = {}
         if cfg.suite:
             from .suites import load_suite

@@ -132,8 +132,8 @@ class Targets:
 class RunDir:
     """A run directory on disk (see the module docstring for the layout)."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: str | Path | RunDir):
+        self.path = Path(path.path if isinstance(path, RunDir) else path)
 
     # -- locations ---------------------------------------------------------------------------------
     @property
