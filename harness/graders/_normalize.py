@@ -221,17 +221,23 @@ def format_number(value: Fraction) -> str:
 # --- short answers (TriviaQA / SQuAD style) ------------------------------------------------------------
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = set(string.punctuation) | {"‘", "’", "´", "`", "“", "”", "«", "»", "–", "—"}
+_OFFICIAL_PUNCT = frozenset(string.punctuation) | {"‘", "’", "´", "`"}
+_EXTRA_PUNCT = _OFFICIAL_PUNCT | {"“", "”", "«", "»", "–", "—", "‐", "‑", "−", "…"}
 
 
-def normalize_text(text: str) -> str:
-    """TriviaQA normalisation: lower-case, drop punctuation, drop articles (a, an, the), squash spaces.
+def normalize_text(text: str, official: bool = False) -> str:
+    """TriviaQA normalisation: lower-case, punctuation to spaces, drop articles (a, an, the), squash spaces.
 
-    Underscores become spaces (as in TriviaQA's own normaliser). ``None`` -> ``""``.
+    Args:
+        text: any text (``None`` -> ``""``).
+        official: use exactly TriviaQA's punctuation set (ASCII punctuation, three quote marks and the
+            backtick); the default also treats Unicode dashes, curly double quotes, guillemets and the ellipsis as punctuation, so
+            that ``Modern–era`` and ``Modern-era`` normalise alike.
     """
     if not text:
         return ""
+    punct = _OFFICIAL_PUNCT if official else _EXTRA_PUNCT
     s = str(text).lower().replace("_", " ")
-    s = "".join(" " if ch in _PUNCT else ch for ch in s)
+    s = "".join(" " if ch in punct else ch for ch in s)
     s = _ARTICLES.sub(" ", s)
     return " ".join(s.split())

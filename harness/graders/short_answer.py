@@ -10,7 +10,8 @@ Matching, after TriviaQA normalisation (lower-case, punctuation and articles rem
       inside a prediction of at most ``max_prediction_words`` words ("Sunset Boulevard, the musical").
       So a one-letter alias never matches by being a substring, and a long ramble listing candidates does
       not match by containing one of them.
-An empty prediction (or one that normalises to nothing) is never correct.
+An alias that normalises to nothing (``+-*/``) is compared as raw lower-cased text. An empty prediction is
+never correct.
 """
 
 from __future__ import annotations
@@ -78,13 +79,14 @@ class ShortAnswerGrader(Grader):
 
     def check(self, extracted: str, fields: dict) -> bool:
         pred = self.normalize(extracted)
-        if not pred:
-            return False
+        raw = " ".join(str(extracted).lower().split())
         words = pred.split()
         padded = f" {pred} "
         for alias in aliases_of(fields):
             norm = normalize_text(alias)
-            if not norm:
+            if not norm or not pred:  # all punctuation ("+-*/"): compare the raw texts instead
+                if raw and raw == " ".join(alias.lower().split()):
+                    return True
                 continue
             if norm == pred:
                 return True
