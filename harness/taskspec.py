@@ -268,12 +268,13 @@ def _error_to_spec_error(err: jsonschema.ValidationError, source: str) -> SpecEr
         return SpecError(source, f"{key}.{name}" if key else name, f"unknown key; expected one of: {known}")
     if v == "type":
         return SpecError(source, key, f"expected {_type_words(err.validator_value)}, got {_describe(err.instance)}")
+    if v == "pattern" and "propertyNames" in err.schema_path:
+        return SpecError(source, f"{key}.{err.instance}" if key else str(err.instance),
+                         "expected a field name that is an identifier (letters, digits, _; not first a digit)")
     if v == "pattern":
         if key == "template":
             return SpecError(source, key, f"expected a template file name ending in .jinja, got {err.instance!r}")
         return SpecError(source, key, f"expected a name matching {err.validator_value}, got {err.instance!r}")
-    if v == "propertyNames":
-        return SpecError(source, key, f"expected field names that are identifiers, got {err.instance!r}")
     if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         words = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
         return SpecError(source, key, f"expected a value {words} {err.validator_value}, got {err.instance!r}")
