@@ -128,12 +128,14 @@ class Consistency(Estimator):
         """The m extracted answers per question and whether they overlap the samples that define mu."""
         if self.reuse_samples or ctx.backend is None:
             return [list(ex[: self.m]) for ex in ctx.targets.extracted], True
-        grader = ctx.task.grader
+        task = ctx.task
         seeds = [derived_seeds(ctx.seed, "consistency", i, self.m) for i in range(len(ctx))]
         cache = CompletionCache(ctx.cache_dir / "consistency_samples.jsonl")
         completions = generate_many(ctx.backend, ctx.messages, seeds, self._params(ctx), cache,
                                     desc=f"consistency (m={self.m})")
-        return [[grader.extract(c.text) if c.text else None for c in row] for row in completions], False
+        # graded exactly like the stored samples (the task's own extraction, with the example's choices)
+        return [[task.grade(c.text, ex).extracted if c.text else None for c in row]
+                for row, ex in zip(completions, ctx.examples, strict=True)], False
 
     def predict(self, ctx: EstimatorContext) -> EstimatorOutput:
         answers, overlap = self.answers(ctx)
