@@ -23,7 +23,7 @@ from .errors import DataError
 ENV_VAR = "CAPCAL_DATA_DIR"
 
 _CACHE: dict[tuple, Any] = {}
-_SHA_CACHE: dict[tuple[str, float, int], str] = {}
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path | None:
@@ -80,7 +80,7 @@ def load_split(path: str, name: str | None, split: str, data_dir: str | Path | N
         if not file.is_file():
             raise DataError(f"data file not found: {file} (for {path} config {name or 'default'} split {split})")
         stat = file.stat()
-        key: tuple = ("file", str(file), stat.st_mtime, stat.st_size)
+        key: tuple = ("file", str(file), stat.st_mtime_ns, stat.st_size)
         if key not in _CACHE:
             try:
                 _CACHE[key] = _quiet_load("json", data_files=str(file), split="train")
@@ -118,7 +118,7 @@ def require_columns(dataset: Any, columns: Iterable[str], source: str, *, why: s
 
 def _sha256_file(file: Path) -> str:
     stat = file.stat()
-    key = (str(file), stat.st_mtime, stat.st_size)
+    key = (str(file), stat.st_mtime_ns, stat.st_size)
     if key not in _SHA_CACHE:
         h = hashlib.sha256()
         with open(file, "rb") as fh:
