@@ -1,0 +1,33 @@
+"""``capcal grade``: regrade stored model outputs with a task's current grader (logic in ``capcal.grading``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "grade", help="regrade stored responses with a task's grader",
+        description="Regrade stored model outputs. Each line of the input JSON Lines file holds 'response' (a "
+                    "string or a list of strings) and either 'doc' (the task's document fields) or 'index' "
+                    "(row of the task's eval split). Each output line adds 'extracted' and 'correct'; a "
+                    "summary 'rows=.. correct=.. unparseable=..' goes to stderr. See docs/grading.md.")
+    parser.add_argument("--task", required=True, help="registered task name (capcal list tasks)")
+    parser.add_argument("--responses", required=True, metavar="FILE.jsonl", help="input JSON Lines file")
+    parser.add_argument("--output", default=None, metavar="OUT.jsonl",
+                        help="write graded lines here (default: standard output)")
+    parser.add_argument("--data-dir", default=None,
+                        help="local mirror <owner>__<name>/<config>/<split>.jsonl (default $CAPCAL_DATA_DIR, "
+                             "else the Hugging Face hub); needed for lines given by 'index'")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..grading import grade_file
+
+    summary = grade_file(args.task, args.responses, args.output, data_dir=args.data_dir)
+    print(summary.line(), file=sys.stderr)
+    return 0
