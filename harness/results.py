@@ -23,6 +23,7 @@ import jsonschema
 import numpy as np
 
 from .errors import RunDirError
+from .runconfig import redact_secrets
 from .rundir import RunDir, write_atomic
 
 #: Version of the results document this capcal writes and reads. Bump on any incompatible change.
@@ -45,8 +46,6 @@ METRIC_TITLES: dict[str, str] = {
     "pearson": "Pearson", "spearman": "Spearman", "auroc": "AUROC", "auroc_samples": "AUROC (samples)",
     "budget_gain": "Budget gain",
 }
-
-_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|auth|credential)", re.I)
 
 
 class ResultsError(RunDirError):
@@ -101,15 +100,6 @@ def clean_json(obj: Any) -> Any:
     return obj
 
 
-def scrub_secrets(obj: Any) -> Any:
-    """Drop every mapping entry whose key looks like a secret (api_key, token, password, ...), recursively."""
-    if isinstance(obj, dict):
-        return {k: scrub_secrets(v) for k, v in obj.items() if not _SECRET_KEY.search(str(k))}
-    if isinstance(obj, list):
-        return [scrub_secrets(v) for v in obj]
-    return obj
-
-
 def _model_record(config: dict[str, Any]) -> dict[str, Any]:
     """``{"backend", "model_id", "args"}`` from a run's config.json, secrets removed.
 
@@ -128,7 +118,7 @@ def _model_record(config: dict[str, Any]) -> dict[str, Any]:
         args = dict(p.split("=", 1) if "=" in p else (p, True) for p in args.split(",") if p)
     if not isinstance(args, dict):
         args = {}
-    args = scrub_secrets(args)
+    args = redact_secrets(args)
     model_id = (model_id or config.get("model_id") or args.get("model") or args.get("pretrained")
                 or args.get("model_id") or args.get("path") or backend)
     return {"backend": str(backend or "unknown"), "model_id": str(model_id or "unknown"), "args": args}
@@ -139,7 +129,7 @@ def _sampling_record(config: dict[str, Any]) -> dict[str, Any]:
     sampling = config.get("sampling")
     if not isinstance(sampling, dict):
         sampling = {k: config[k] for k in keys if k in config}
-    return scrub_secrets(dict(sampling))
+    return redact_secrets(dict(sampling))
 
 
 def _suite_record(config: dict[str, Any]) -> dict[str, str] | None:
@@ -178,7 +168,7 @@ def _estimator_extras(rd: RunDir, task: str, name: str, ids: np.ndarray) -> dict
     ok = np.isfinite(conf)
     failures = Counter(str(r or "failed") for r, good in zip(reasons, ok, strict=True) if not good)
     return {"parse_rate": float(ok.mean()) if len(ok) else None,
-            "failure_reasons": dict(sorted(failures.items())), "meta": scrub_secrets(meta)}
+            "failure_reasons": dict(sorted(failures.items())), "meta": redact_secrets(meta)}
 
 
 _ESTIMATOR_KEYS = ("n", "n_nan", "nan_rate", "metrics", "reliability", "passk_curve", "budget_curve")

@@ -1,0 +1,337 @@
+"""Paired comparison of two runs on the same questions (checkpoint regression tests).
+
+Questions are matched by task and question id. For every task x estimator present in both runs, each
+metric is computed on both runs over the shared questions, and a **paired bootstrap** (the same question
+resamples for both runs, every estimator and every metric) gives the difference NEW - BASE with a
+``1 - alpha`` percentile interval. A difference is significant when that interval excludes 0; the metric's
+direction (:func:`capcal.results.metric_direction`) says whether it got better or worse.
+
+Per task, the correctness of the designated sample (response target r) is compared with an exact
+McNemar test (two-sided binomial test on the discordant pairs), and the capability target mu with a
+Wilcoxon signed-rank test plus a paired-bootstrap interval of the mean difference.
+
+The metrics and resamples are those of :mod:`capcal.bootstrap` (vectorised weighted metrics; resample j
+is drawn from the seed alone), so BASE and NEW see exactly the same question resamples and the values
+agree with the intervals of ``results.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from .bootstrap import PreparedEstimator, TaskArrays, bootstrap_metrics, resample_counts
+from .budget import evaluate_budgets
+from .errors import CapcalError
+from .passk import passk_predicted, passk_table
+from .results import is_known_metric, metric_direction, metric_title
+from .rundir import RunDir
+
+#: Metrics the paired bootstrap supports (``passk_mse@K`` for any K <= min n as well).
+COMPARABLE_METRICS = ["cc_brier", "rc_brier", "cc_ece", "rc_ece", "cc_mce", "rc_mce", "cc_logloss",
+                      "rc_logloss", "pearson", "spearman", "auroc", "auroc_samples", "cc_reliability",
+                      "cc_resolution", "rc_reliability", "rc_resolution", "budget_gain"]
+#: Compared by default (plus ``passk_mse@4`` when every shared question has n >= 4).
+DEFAULT_METRICS = ["cc_brier", "rc_brier", "cc_ece", "rc_ece", "auroc", "spearman"]
+#: Reference rows that do not gate the exit code by default (their scores move with the model, not
+#: with the quality of a confidence estimator).
+REFERENCE_ROWS = ("oracle_cc", "oracle_rc", "constant")
+#: Budgets B of the budget gain (those <= min n are used), as in capcal.analysis.
+DEFAULT_BUDGETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+class CompareError(CapcalError):
+    """The two runs cannot be compared (no shared questions, unknown metric, ...)."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# per-question arrays of one task
+def _aligned_targets(rd: RunDir, task: str, ids: np.ndarray) -> TaskArrays:
+    """The targets of ``task`` restricted to (and ordered as) ``ids``."""
+    t = rd.targets(task)
+    pos = {q: i for i, q in enumerate(t.ids)}
+    sel = np.array([pos[q] for q in ids], dtype=np.int64)
+    n, c = t.n[sel].astype(np.int64), t.c[sel].astype(np.int64)
+    return TaskArrays(mu=c / n, r=t.r[sel].astype(float), n=n, c=c)
+
+
+def prepare(p: np.ndarray, task: TaskArrays, metrics: list[str], n_bins: int = 10) -> PreparedEstimator:
+    """Per-question features of one estimator for the weighted metrics of :mod:`capcal.bootstrap`.
+
+    The pass@k errors (for every ``passk_mse@K`` asked) and, when ``budget_gain`` is asked, the per-question
+    budget gain are computed on the full data and kept fixed across resamples, as in
+    :func:`capcal.analysis.analyze`.
+    """
+    ks = sorted({int(m.split("@")[1]) for m in metrics if m.startswith("passk_mse@")})
+    table = passk_table(task.n, task.c)
+    err2 = {k: (passk_predicted(p, k) - table[:, k]) ** 2 for k in ks}
+    gain = None
+    if "budget_gain" in metrics:
+        valid = np.isfinite(p)
+        budgets = [b for b in DEFAULT_BUDGETS if b <= task.n.min()]
+        if valid.any() and budgets:
+            bud = evaluate_budgets(p[valid], task.n[valid], task.c[valid], budgets, table[valid])
+            gain = np.zeros(len(p))
+            gain[valid] = bud.per_question_gain()
+    return PreparedEstimator(p, task, n_bins, "equal_width", err2, gain)
+
+
+def point_values(est: PreparedEstimator, task: TaskArrays) -> dict[str, float]:
+    """The metrics of the full data (every question weight 1)."""
+    w = np.ones((1, task.mu.size))
+    return {m: float(v[0]) for m, v in est.metrics(w @ est.features, w, task, None).items()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# result types
+@dataclass
+class MetricChange:
+    """One metric of one task x estimator: BASE, NEW, the difference NEW - BASE and its interval.
+
+    ``verdict`` is ``"better"``, ``"worse"`` (interval excludes 0 on that side), ``"no change"`` or
+    ``"n/a"`` (metric undefined on one of the runs).
+    """
+
+    task: str
+    estimator: str
+    metric: str
+    base: float | None
+    new: float | None
+    diff: float | None
+    lo: float | None
+    hi: float | None
+    verdict: str
+
+
+@dataclass
+class AccuracyChange:
+    """Per-question correctness of one task: the designated sample (McNemar) and mu (Wilcoxon, bootstrap)."""
+
+    task: str
+    n_questions: int
+    base_accuracy: float
+    new_accuracy: float
+    base_only: int        # designated sample right in BASE, wrong in NEW
+    new_only: int         # wrong in BASE, right in NEW
+    mcnemar_p: float
+    base_mu: float
+    new_mu: float
+    mu_diff: float
+    mu_lo: float | None
+    mu_hi: float | None
+    wilcoxon_p: float
+    verdict: str
+
+
+@dataclass
+class Comparison:
+    """Everything :func:`compare_runs` found; :attr:`exit_code` is what a CI job should return."""
+
+    base: str
+    new: str
+    metric: str
+    alpha: float
+    n_boot: int
+    seed: int
+    gated_estimators: list[str]
+    changes: list[MetricChange] = field(default_factory=list)
+    accuracy: list[AccuracyChange] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[MetricChange]:
+        """Significant worsenings of the chosen metric on the gated estimators."""
+        return [c for c in self.changes
+                if c.metric == self.metric and c.verdict == "worse" and c.estimator in self.gated_estimators]
+
+    @property
+    def exit_code(self) -> int:
+        """1 when the chosen metric got significantly worse for a gated task x estimator, else 0."""
+        return 1 if self.regressions else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["regressions"] = [asdict(c) for c in self.regressions]
+        d["exit_code"] = self.exit_code
+        return d
+
+
+# ---------------------------------------------------------------------------------------------------
+def _num(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def _interval(diffs: np.ndarray, alpha: float) -> tuple[float | None, float | None]:
+    diffs = diffs[np.isfinite(diffs)]
+    if not diffs.size:
+        return None, None
+    lo, hi = np.percentile(diffs, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(lo), float(hi)
+
+
+def _verdict(metric: str, lo: float | None, hi: float | None) -> str:
+    if lo is None or hi is None:
+        return "n/a"
+    direction = metric_direction(metric)
+    if lo > 0:
+        return "better" if direction > 0 else "worse" if direction < 0 else "no change"
+    if hi < 0:
+        return "worse" if direction > 0 else "better" if direction < 0 else "no change"
+    return "no change"
+
+
+def _accuracy(task: str, tb: TaskArrays, tn: TaskArrays, alpha: float, n_boot: int, seed: int) -> AccuracyChange:
+    base_only = int(np.sum((tb.r == 1) & (tn.r == 0)))
+    new_only = int(np.sum((tb.r == 0) & (tn.r == 1)))
+    discordant = base_only + new_only
+    p_mc = float(stats.binomtest(min(base_only, new_only), discordant, 0.5).pvalue) if discordant else 1.0
+    d = tn.mu - tb.mu
+    p_w = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+    # mean of d in each resample: the same resamples as the metrics (resample_counts, same seed)
+    boots = np.concatenate([W @ d / len(d) for W in resample_counts(len(d), n_boot, seed)]) if n_boot else np.array([])
+    lo, hi = _interval(boots, alpha)
+    if p_mc < alpha or p_w < alpha:
+        verdict = "better" if (new_only - base_only if p_mc < alpha else d.mean()) > 0 else "worse"
+    else:
+        verdict = "no change"
+    return AccuracyChange(task=task, n_questions=len(d), base_accuracy=float(tb.r.mean()),
+                          new_accuracy=float(tn.r.mean()), base_only=base_only, new_only=new_only,
+                          mcnemar_p=p_mc, base_mu=float(tb.mu.mean()), new_mu=float(tn.mu.mean()),
+                          mu_diff=float(d.mean()), mu_lo=lo, mu_hi=hi, wilcoxon_p=p_w, verdict=verdict)
+
+
+def compare_runs(base: str | Path, new: str | Path, *, metric: str = "cc_brier", metrics: list[str] | None = None,
+                 alpha: float = 0.05, n_boot: int = 1000, seed: int = 0,
+                 estimators: list[str] | None = None) -> Comparison:
+    """Compare two run directories question by question.
+
+    Args:
+        base, new: run directories (their ``tasks/<task>/targets.jsonl`` and estimator outputs are read).
+        metric: the metric that decides the exit code.
+        metrics: metrics to report (default :data:`DEFAULT_METRICS`, plus ``passk_mse@4`` where n >= 4);
+            ``metric`` is always included.
+        alpha: significance level; intervals are ``1 - alpha`` percentile intervals.
+        n_boot: paired bootstrap resamples (same resamples for every estimator and metric of a task).
+        seed: bootstrap seed.
+        estimators: estimators whose ``metric`` gates the exit code (default: every shared estimator except
+            :data:`REFERENCE_ROWS`).
+
+    Returns:
+        A :class:`Comparison`; its ``exit_code`` is 1 on a significant worsening of ``metric``.
+
+    Raises:
+        CompareError: no task or question id in common, an unknown metric, alpha outside (0, 1).
+        RunDirError: a run directory without targets.
+    """
+    if not 0 < alpha < 1:
+        raise CompareError(f"alpha must be in (0, 1), got {alpha}")
+    if n_boot < 0:
+        raise CompareError(f"n_boot must be >= 0, got {n_boot}")
+    wanted = list(dict.fromkeys([metric, *(metrics or DEFAULT_METRICS)]))
+    for m in wanted:
+        if not is_known_metric(m) or not (m in COMPARABLE_METRICS or m.startswith("passk_mse@")):
+            raise CompareError(f"metric {m!r} cannot be compared; choose from {', '.join(COMPARABLE_METRICS)}, "
+                               "passk_mse@K")
+    rb, rn = RunDir(base), RunDir(new)
+    for rd in (rb, rn):
+        if not rd.path.is_dir():
+            raise CompareError(f"{rd.path}: not a run directory")
+    tasks_b, tasks_n = set(rb.tasks()), set(rn.tasks())
+    cmp = Comparison(base=str(base), new=str(new), metric=metric, alpha=alpha, n_boot=n_boot, seed=seed,
+                     gated_estimators=[])
+    for only, where in ((tasks_b - tasks_n, "BASE"), (tasks_n - tasks_b, "NEW")):
+        if only:
+            cmp.warnings.append(f"tasks only in {where} are skipped: {', '.join(sorted(only))}")
+    gated: set[str] = set()
+    any_overlap = False
+    for task in sorted(tasks_b & tasks_n):
+        ids_b, ids_n = rb.targets(task).ids, set(rn.targets(task).ids)
+        shared = np.array([q for q in ids_b if q in ids_n], dtype=object)
+        if not shared.size:
+            cmp.warnings.append(f"{task}: no question id in common; skipped")
+            continue
+        any_overlap = True
+        if len(shared) < max(len(ids_b), len(ids_n)):
+            cmp.warnings.append(f"{task}: compared on the {len(shared)} shared questions "
+                                f"(BASE has {len(ids_b)}, NEW {len(ids_n)})")
+        tb, tn = _aligned_targets(rb, task, shared), _aligned_targets(rn, task, shared)
+        cmp.accuracy.append(_accuracy(task, tb, tn, alpha, n_boot, seed))
+        task_metrics = [m for m in wanted if not m.startswith("passk_mse@")
+                        or int(m.split("@")[1]) <= min(tb.n.min(), tn.n.min())]
+        if metrics is None and min(tb.n.min(), tn.n.min()) >= 4 and "passk_mse@4" not in task_metrics:
+            task_metrics.append("passk_mse@4")
+        names_b, names_n = set(rb.estimators(task)), set(rn.estimators(task))
+        if names_b ^ names_n:
+            cmp.warnings.append(f"{task}: estimators in only one run are skipped: {', '.join(sorted(names_b ^ names_n))}")
+        for est in sorted(names_b & names_n):
+            pb = rb.estimator_output(task, est, shared)[0]
+            pn = rn.estimator_output(task, est, shared)[0]
+            eb, en = prepare(pb, tb, task_metrics), prepare(pn, tn, task_metrics)
+            point_b, point_n = point_values(eb, tb), point_values(en, tn)
+            boot_b = bootstrap_metrics({est: eb}, tb, n_boot, seed)[est] if n_boot else {}
+            boot_n = bootstrap_metrics({est: en}, tn, n_boot, seed)[est] if n_boot else {}
+            for m in task_metrics:
+                b, n_ = point_b.get(m, np.nan), point_n.get(m, np.nan)
+                diff = boot_n[m] - boot_b[m] if m in boot_b and m in boot_n else np.array([])
+                lo, hi = _interval(diff, alpha)
+                verdict = _verdict(m, lo, hi) if np.isfinite(b) and np.isfinite(n_) else "n/a"
+                cmp.changes.append(MetricChange(task=task, estimator=est, metric=m, base=_num(b), new=_num(n_),
+                                                diff=_num(n_ - b), lo=lo, hi=hi, verdict=verdict))
+            if estimators is None and est not in REFERENCE_ROWS or estimators is not None and est in estimators:
+                gated.add(est)
+    if not any_overlap:
+        raise CompareError(f"{base} and {new} share no task and question id; nothing to compare")
+    if estimators is not None:
+        missing = sorted(set(estimators) - gated)
+        if missing:
+            cmp.warnings.append(f"gating estimators not found in both runs: {', '.join(missing)}")
+    cmp.gated_estimators = sorted(gated)
+    return cmp
+
+
+# ---------------------------------------------------------------------------------------------------
+def _f(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "–"
+    return f"{x:+.4f}" if signed else f"{x:.4f}"
+
+
+def format_comparison(cmp: Comparison, changed_only: bool = False) -> str:
+    """A plain-text report: accuracy table, metric table (``changed_only``: significant rows only), verdict."""
+    level = f"{100 * (1 - cmp.alpha):g}%"
+    lines = [f"capcal compare: BASE {cmp.base}  vs  NEW {cmp.new}",
+             f"paired bootstrap: {cmp.n_boot} resamples, seed {cmp.seed}, {level} intervals; alpha = {cmp.alpha:g}", ""]
+    lines += [f"warning: {w}" for w in cmp.warnings]
+    if cmp.warnings:
+        lines.append("")
+    head = f"{'task':<12} {'n':>5} {'acc(r) base->new':>18} {'b/c':>9} {'McNemar p':>10} " \
+           f"{'mean mu base->new':>19} {'diff [CI]':>28} {'Wilcoxon p':>11}  verdict"
+    lines += ["Per-question correctness (designated sample: exact McNemar; mu: Wilcoxon signed-rank)", head]
+    for a in cmp.accuracy:
+        ci = f"{_f(a.mu_diff, True)} [{_f(a.mu_lo, True)}, {_f(a.mu_hi, True)}]"
+        lines.append(f"{a.task:<12} {a.n_questions:>5} {a.base_accuracy:>8.3f} -> {a.new_accuracy:.3f} "
+                     f"{f'{a.base_only}/{a.new_only}':>9} {a.mcnemar_p:>10.4g} {a.base_mu:>9.3f} -> {a.new_mu:.3f} "
+                     f"{ci:>28} {a.wilcoxon_p:>11.4g}  {a.verdict}")
+    lines += ["", "Metrics (diff = NEW - BASE)",
+              f"{'task':<12} {'estimator':<16} {'metric':<14} {'base':>8} {'new':>8} {'diff [CI]':>30}  verdict"]
+    rows = [c for c in cmp.changes if not changed_only or c.verdict in ("better", "worse")]
+    for c in rows:
+        ci = f"{_f(c.diff, True)} [{_f(c.lo, True)}, {_f(c.hi, True)}]"
+        mark = " <-- regression" if c in cmp.regressions else ""
+        lines.append(f"{c.task:<12} {c.estimator:<16} {metric_title(c.metric):<14} {_f(c.base):>8} "
+                     f"{_f(c.new):>8} {ci:>30}  {c.verdict}{mark}")
+    if changed_only and not rows:
+        lines.append("(no significant change)")
+    better = sum(c.verdict == "better" for c in cmp.changes)
+    worse = sum(c.verdict == "worse" for c in cmp.changes)
+    lines += ["", f"{better} metric(s) significantly better, {worse} significantly worse."]
+    if cmp.regressions:
+        where = ", ".join(f"{c.task}/{c.estimator}" for c in cmp.regressions)
+        lines.append(f"REGRESSION: {metric_title(cmp.metric)} got significantly worse on {where} (exit 1)")
+    else:
+        lines.append(f"OK: no significant worsening of {metric_title(cmp.metric)} (exit 0)")
+    return "\n".join(lines) + "\n"

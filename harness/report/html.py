@@ -1,0 +1,96 @@
+"""The HTML leaderboard: one self-contained file (inline CSS, inline SVG plots, a few lines of inline
+JavaScript for sortable columns); it needs no network and no other file to be viewed."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from .plots import budget_svg, passk_svg, reliability_svg
+from .table import MEAN, Cell, Leaderboard
+from .text import fmt_value, header_title
+
+_HERE = Path(__file__).resolve().parent
+
+
+def _asset(name: str) -> str:
+    return (_HERE / name).read_text(encoding="utf-8")
+
+
+def _td(cell: Cell) -> str:
+    if cell.value is None:
+        return '<td data-value="">–</td>'
+    ci = "" if cell.lo is None or cell.hi is None else \
+        f"<br><small>[{fmt_value(cell.lo)}, {fmt_value(cell.hi)}]</small>"
+    return f'<td data-value="{cell.value!r}">{fmt_value(cell.value)}{ci}</td>'
+
+
+def _name_td(text: str) -> str:
+    return f'<td class="name" data-value="{escape(text)}">{escape(text)}</td>'
+
+
+def _table(lb: Leaderboard, table_id: str, columns: list[tuple[str, str, str]]) -> str:
+    """A sortable table; ``columns`` are ``(header, task, metric)``."""
+    head = '<th class="name">Model</th><th class="name">Estimator</th>' + \
+        "".join(f"<th>{escape(h)}</th>" for h, _, _ in columns)
+    body = "".join(
+        "<tr>" + _name_td(r.model) + _name_td(r.estimator) + "".join(_td(r.cell(t, m)) for _, t, m in columns)
+        + "</tr>" for r in lb.rows)
+    return (f'<table class="sortable" id="{table_id}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table>")
+
+
+def _plots(lb: Leaderboard) -> str:
+    out = []
+    for doc in lb.documents:
+        model = doc["model"]["model_id"]
+        for task_name, task in sorted(doc["tasks"].items()):
+            if not task["estimators"]:
+                continue
+            where = f"{model} · {task_name}"
+            rates = ", ".join(
+                f"{escape(n)}: {fmt_value(e['nan_rate'])} failed" for n, e in sorted(task["estimators"].items())
+                if e["nan_rate"])
+            out.append(
+                f'<section class="task-plots" data-run="{escape(doc["run_name"])}" data-task="{escape(task_name)}">'
+                f"<h3>{escape(where)} <span class=\"meta\">(run {escape(doc['run_name'])}, "
+                f"{task['n_questions']} questions, n = {task['n_samples']['max']}, "
+                f"mean mu = {fmt_value(task['mean_mu'])})</span></h3>"
+                + (f'<p class="meta">estimator failures: {rates}</p>' if rates else "")
+                + '<div class="plots">'
+                + reliability_svg(task, "cc", f"Reliability vs capability (mu), {task_name}")
+                + reliability_svg(task, "rc", f"Reliability vs response (r), {task_name}")
+                + passk_svg(task, f"pass@k: predicted vs actual, {task_name}")
+                + budget_svg(task, f"Budget allocation, {task_name}")
+                + "</div></section>")
+    return "".join(out)
+
+
+def to_html(lb: Leaderboard, title: str = "capcal leaderboard") -> str:
+    """Render the leaderboard as one self-contained HTML page.
+
+    Sections: runs and warnings; a sortable table of the mean over tasks; one sortable table per headline
+    metric (columns = tasks and mean); per run and task, reliability diagrams against both targets, the
+    pass@k curves (predicted band vs actual) and the budget curves (greedy vs uniform vs oracle).
+    Cells carry ``data-value`` with the full-precision number that sorting uses (missing values sort last).
+    """
+    runs = "".join(
+        f"<li>run <code>{escape(r['run'])}</code>: model <code>{escape(r['model'])}</code> "
+        f"({escape(r['backend'])}), suite {escape(r['suite'] or 'none')}, tasks {escape(', '.join(r['tasks']))}, "
+        f"created {escape(r['created'])}, capcal {escape(r['capcal_version'])}</li>" for r in lb.runs)
+    warnings = "".join(f'<p class="warning">warning: {escape(w)}</p>' for w in lb.warnings)
+    summary_title = "Mean over tasks" if len(lb.tasks) > 1 else f"Task {lb.tasks[0]}" if lb.tasks else "Mean"
+    parts = [f"<h2>{escape(summary_title)}</h2>",
+             _table(lb, "summary", [(header_title(m), MEAN, m) for m in lb.metrics])]
+    if len(lb.tasks) > 1:
+        for i, m in enumerate(lb.metrics):
+            parts.append(f"<h2>{escape(header_title(m))} per task</h2>")
+            parts.append(_table(lb, f"metric-{i}", [(t, t, m) for t in lb.columns]))
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{escape(title)}</title><style>{_asset('report.css')}</style></head><body>"
+        f"<h1>{escape(title)}</h1><ul class=\"meta\">{runs}</ul>{warnings}"
+        "<p class=\"meta\">Cells: value [95% paired-bootstrap interval]; ↓ lower is better, ↑ higher is better. "
+        "Click a column header to sort.</p>"
+        + "".join(parts) + "<h2>Plots</h2>" + _plots(lb)
+        + f"<script>{_asset('sort.js')}</script></body></html>\n")

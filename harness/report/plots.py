@@ -1,0 +1,78 @@
+"""The report's plots, drawn from one task entry of a results document (``doc["tasks"][task]``).
+
+Every function returns an inline ``<svg>`` string; estimators keep the same colour in every plot
+(their position in the sorted estimator names).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .svg import PALETTE, Chart
+
+
+def estimator_colors(names: list[str]) -> dict[str, str]:
+    """A colour per estimator name, stable across plots (sorted order, palette cycled)."""
+    return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(sorted(names))}
+
+
+def reliability_svg(task: dict[str, Any], target: str, title: str) -> str:
+    """Reliability diagram against ``target`` (``"cc"``: capability mu, ``"rc"``: response r).
+
+    One line per estimator through the non-empty bins' (mean confidence, mean target), marker area
+    proportional to the bin's count; the dashed diagonal is perfect calibration.
+    """
+    label = "mean capability target (mu)" if target == "cc" else "mean response target (r)"
+    chart = Chart(title=title, xlabel="mean confidence in bin", ylabel=label, xlim=(0, 1), ylim=(0, 1))
+    chart.line([0, 1], [0, 1], "#888", label="perfect", dash="4 3", width=1, markers=False)
+    colors = estimator_colors(list(task["estimators"]))
+    for name, est in sorted(task["estimators"].items()):
+        bins = [b for b in est["reliability"][target]
+                if b["count"] > 0 and b["mean_conf"] is not None and b["mean_target"] is not None]
+        if not bins:
+            continue
+        biggest = max(b["count"] for b in bins)
+        sizes = [2.0 + 4.0 * math.sqrt(b["count"] / biggest) for b in bins]
+        chart.line([b["mean_conf"] for b in bins], [b["mean_target"] for b in bins], colors[name],
+                   label=name, sizes=sizes)
+    return chart.to_svg()
+
+
+def passk_svg(task: dict[str, Any], title: str) -> str:
+    """Dataset-level pass@k: the actual mean pass@k (black) and each estimator's predicted mean
+    ``mean(1 - (1 - p)^k)`` with its band ``+- 1.96 sqrt(sum S(1 - S)) / N`` (shaded)."""
+    ks = sorted({pt["k"] for pt in task["actual_passk"]}
+                | {pt["k"] for e in task["estimators"].values() for pt in e["passk_curve"]})
+    chart = Chart(title=title, xlabel="k (samples)", ylabel="mean pass@k",
+                  xlim=(ks[0], ks[-1]) if ks else (1, 2), logx=True)
+    colors = estimator_colors(list(task["estimators"]))
+    for name, est in sorted(task["estimators"].items()):
+        curve = sorted(est["passk_curve"], key=lambda p: p["k"])
+        if not curve:
+            continue
+        xs = [p["k"] for p in curve]
+        chart.band(xs, [p["band_lo"] for p in curve], [p["band_hi"] for p in curve], colors[name])
+        chart.line(xs, [p["predicted"] for p in curve], colors[name], label=name, markers=False)
+    actual = sorted(task["actual_passk"], key=lambda p: p["k"])
+    if actual:
+        chart.line([p["k"] for p in actual], [p["value"] for p in actual], "#000", label="actual", width=2.5)
+    return chart.to_svg()
+
+
+def budget_svg(task: dict[str, Any], title: str) -> str:
+    """Expected solve rate against the budget B (samples per question on average): greedy allocation
+    by each estimator, uniform (B each, dashed) and the oracle allocation with p = mu (dotted)."""
+    curves = {n: sorted(e["budget_curve"], key=lambda p: p["B"]) for n, e in task["estimators"].items()}
+    bs = sorted({p["B"] for c in curves.values() for p in c})
+    chart = Chart(title=title, xlabel="budget B (samples per question)", ylabel="expected solve rate",
+                  xlim=(bs[0], bs[-1]) if bs else (1, 2), logx=True)
+    if bs:
+        ref = next(c for c in curves.values() if c)
+        chart.line([p["B"] for p in ref], [p["uniform"] for p in ref], "#555", label="uniform", dash="5 3")
+        chart.line([p["B"] for p in ref], [p["oracle"] for p in ref], "#000", label="oracle (p = mu)", dash="2 2")
+    colors = estimator_colors(list(task["estimators"]))
+    for name, curve in sorted(curves.items()):
+        if curve:
+            chart.line([p["B"] for p in curve], [p["greedy"] for p in curve], colors[name], label=name)
+    return chart.to_svg()

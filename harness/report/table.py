@@ -1,0 +1,190 @@
+"""The leaderboard table, built from results documents (never from in-memory run state).
+
+Rows are model x estimator; for every headline metric there is one column per task and one for the mean
+over tasks. The renderers (:mod:`capcal.report.text`, :mod:`capcal.report.html`) only format this table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CapcalError, UnknownNameError
+from ..results import is_known_metric, load_results
+
+#: Headline metrics when the runs do not name a suite (the columns of ``capcal-v1``).
+DEFAULT_METRICS = ["cc_brier", "cc_ece", "rc_brier", "rc_ece", "auroc", "passk_mse@4", "budget_gain"]
+MEAN = "mean"
+_Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One number of the table with its 95% bootstrap interval (``None`` where absent)."""
+
+    value: float | None
+    lo: float | None = None
+    hi: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "ci": None if self.lo is None or self.hi is None else [self.lo, self.hi]}
+
+
+@dataclass
+class Row:
+    """One model x estimator row: ``cells[(task, metric)]``, with task ``"mean"`` for the mean over tasks."""
+
+    model: str
+    run: str
+    estimator: str
+    suite: str | None
+    cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+
+    def cell(self, task: str, metric: str) -> Cell:
+        return self.cells.get((task, metric), Cell(None))
+
+
+@dataclass
+class Leaderboard:
+    """The table: ``tasks`` (column groups, in order), ``metrics`` (headline metrics), ``rows``.
+
+    Attributes:
+        runs: one summary per results document (run name, model, suite, created, capcal version, tasks).
+        warnings: why the rows may not be comparable (mixed suites or versions); also printed by the CLI.
+        documents: the results documents the table was built from, in input order (the HTML plots use them).
+    """
+
+    tasks: list[str]
+    metrics: list[str]
+    rows: list[Row]
+    runs: list[dict[str, Any]]
+    warnings: list[str]
+    documents: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def columns(self) -> list[str]:
+        """Column groups: the tasks, then ``"mean"``."""
+        return [*self.tasks, MEAN]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: tasks, metrics, runs, warnings and rows with ``{task: {metric: {value, ci}}}``."""
+        return {
+            "tasks": self.tasks, "metrics": self.metrics, "runs": self.runs, "warnings": self.warnings,
+            "rows": [{"model": r.model, "run": r.run, "estimator": r.estimator, "suite": r.suite,
+                      "cells": {t: {m: r.cell(t, m).to_dict() for m in self.metrics} for t in self.columns}}
+                     for r in self.rows],
+        }
+
+
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
+
+
+def _cell(entry: Any) -> Cell:
+    if not isinstance(entry, dict):
+        return Cell(None)
+    ci = entry.get("ci") or [None, None]
+    return Cell(_num(entry.get("value")), _num(ci[0]), _num(ci[1]))
+
+
+def mean_cell(cells: list[Cell]) -> Cell:
+    """Mean over tasks of one metric, with an interval that treats the tasks as independent.
+
+    Tasks hold disjoint questions, so their bootstrap estimates are independent: each task's standard error
+    is read off its 95% interval, ``se_t = (hi - lo) / (2 * 1.96)``, and the mean's interval is
+    ``mean +- 1.96 * sqrt(sum se_t^2) / T``.
+
+    Returns:
+        ``Cell(None)`` when any task lacks the value (a mean over a subset would not be comparable); the
+        interval is ``None`` when any task lacks one.
+    """
+    if not cells or any(c.value is None for c in cells):
+        return Cell(None)
+    values = np.array([c.value for c in cells], dtype=float)
+    mean = float(values.mean())
+    if any(c.lo is None or c.hi is None for c in cells):
+        return Cell(mean)
+    se = np.array([(c.hi - c.lo) / (2 * _Z95) for c in cells], dtype=float)
+    half = _Z95 * float(np.sqrt(np.sum(se**2))) / len(cells)
+    return Cell(mean, mean - half, mean + half)
+
+
+def _suite_label(doc: dict[str, Any]) -> str | None:
+    suite = doc.get("suite")
+    return f"{suite['name']}@{suite['version']}" if suite else None
+
+
+def _headline(docs: list[dict[str, Any]]) -> list[str]:
+    suites = {(d["suite"] or {}).get("name") for d in docs}
+    if len(suites) == 1 and None not in suites:
+        from ..suites import load_suite
+
+        try:
+            return load_suite(next(iter(suites))).headline_metrics
+        except UnknownNameError:
+            return list(DEFAULT_METRICS)
+    return list(DEFAULT_METRICS)
+
+
+def _warnings(docs: list[dict[str, Any]]) -> list[str]:
+    labels = [_suite_label(d) for d in docs]
+    out = []
+    if len(set(labels)) > 1:
+        shown = ", ".join(f"{d['run_name']}: {lab or 'no suite'}" for d, lab in zip(docs, labels, strict=True))
+        out.append(f"runs come from different suites or suite versions, so rows are not comparable ({shown})")
+    task_sets = {tuple(sorted(d["tasks"])) for d in docs}
+    if len(task_sets) > 1:
+        out.append("runs cover different tasks; the mean column is left empty for rows missing a task")
+    return out
+
+
+def build_leaderboard(documents: list[dict[str, Any]], metrics: list[str] | None = None) -> Leaderboard:
+    """Build the leaderboard from validated results documents.
+
+    Args:
+        documents: results documents (see :func:`capcal.results.load_results`), one per run.
+        metrics: headline metrics (columns); default: the suite's when every run has the same suite,
+            else :data:`DEFAULT_METRICS`.
+
+    Returns:
+        The table; tasks are the union over the runs, sorted; rows ordered by model, run, then estimator.
+
+    Raises:
+        CapcalError: for no documents or an unknown metric name.
+    """
+    if not documents:
+        raise CapcalError("no results to put on a leaderboard")
+    metrics = list(metrics) if metrics else _headline(documents)
+    for m in metrics:
+        if not is_known_metric(m):
+            raise CapcalError(f"unknown metric {m!r} for the leaderboard")
+    tasks = sorted({t for d in documents for t in d["tasks"]})
+    model_ids = [d["model"]["model_id"] for d in documents]
+    rows: list[Row] = []
+    for doc, model_id in zip(documents, model_ids, strict=True):
+        label = model_id if model_ids.count(model_id) == 1 else f"{model_id} ({doc['run_name']})"
+        names = sorted({e for t in doc["tasks"].values() for e in t["estimators"]})
+        for est in names:
+            row = Row(model=label, run=doc["run_name"], estimator=est, suite=_suite_label(doc))
+            for task in tasks:
+                entry = doc["tasks"].get(task, {}).get("estimators", {}).get(est)
+                for m in metrics:
+                    row.cells[(task, m)] = _cell(entry["metrics"].get(m)) if entry else Cell(None)
+            for m in metrics:
+                row.cells[(MEAN, m)] = mean_cell([row.cell(t, m) for t in tasks])
+            rows.append(row)
+    rows.sort(key=lambda r: (r.model, r.run, r.estimator))
+    runs = [{"run": d["run_name"], "model": d["model"]["model_id"], "backend": d["model"]["backend"],
+             "suite": _suite_label(d), "created": d["created"], "capcal_version": d["capcal_version"],
+             "tasks": sorted(d["tasks"])} for d in documents]
+    return Leaderboard(tasks=tasks, metrics=metrics, rows=rows, runs=runs, warnings=_warnings(documents),
+                       documents=list(documents))
+
+
+def load_leaderboard(paths: list[str | Path], metrics: list[str] | None = None) -> Leaderboard:
+    """Read ``results.json`` of each run directory (or file) and build the leaderboard."""
+    return build_leaderboard([load_results(p) for p in paths], metrics)

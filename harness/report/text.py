@@ -1,0 +1,93 @@
+"""Text renderers of the leaderboard: Markdown, CSV and JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from ..results import metric_direction, metric_title
+from .table import MEAN, Cell, Leaderboard
+
+
+def fmt_value(value: float | None) -> str:
+    """A number for a table: 3 decimals, scientific below 0.01 in magnitude; ``""`` for ``None``."""
+    if value is None:
+        return ""
+    if value == 0 or abs(value) >= 0.01:
+        return f"{value:.3f}"
+    return f"{value:.2e}"
+
+
+def fmt_cell(cell: Cell) -> str:
+    """``"0.123 [0.101, 0.145]"``, the value alone without an interval, ``"–"`` when absent."""
+    if cell.value is None:
+        return "–"
+    if cell.lo is None or cell.hi is None:
+        return fmt_value(cell.value)
+    return f"{fmt_value(cell.value)} [{fmt_value(cell.lo)}, {fmt_value(cell.hi)}]"
+
+
+def header_title(metric: str) -> str:
+    """Metric title with an arrow saying which way is better (``"CC-Brier ↓"``)."""
+    arrow = {1: " ↑", -1: " ↓"}.get(metric_direction(metric), "")
+    return metric_title(metric) + arrow
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def to_markdown(lb: Leaderboard) -> str:
+    """Markdown: the runs, any warnings, a table of the mean over tasks, then one table per metric.
+
+    Each cell is ``value [lo, hi]`` (95% paired-bootstrap interval); ``–`` marks a missing value.
+    """
+    out = ["# capcal leaderboard", ""]
+    for run in lb.runs:
+        out.append(f"- run `{run['run']}`: model `{run['model']}` ({run['backend']}), "
+                   f"suite {run['suite'] or 'none'}, tasks {', '.join(run['tasks'])}, created {run['created']}")
+    out.append("")
+    for w in lb.warnings:
+        out += [f"> **warning:** {w}", ""]
+    head = ["Model", "Estimator"]
+    title = "Mean over tasks" if len(lb.tasks) > 1 else f"Task {lb.tasks[0]}" if lb.tasks else "Mean"
+    out += [f"## {title}", "", _md_row(head + [header_title(m) for m in lb.metrics]),
+            _md_row(["---"] * (len(head) + len(lb.metrics)))]
+    out += [_md_row([r.model, r.estimator] + [fmt_cell(r.cell(MEAN, m)) for m in lb.metrics]) for r in lb.rows]
+    if len(lb.tasks) > 1:
+        for m in lb.metrics:
+            out += ["", f"## {header_title(m)}", "", _md_row(head + lb.columns),
+                    _md_row(["---"] * (len(head) + len(lb.columns)))]
+            out += [_md_row([r.model, r.estimator] + [fmt_cell(r.cell(t, m)) for t in lb.columns])
+                    for r in lb.rows]
+    return "\n".join(out) + "\n"
+
+
+def csv_header(lb: Leaderboard) -> list[str]:
+    """CSV columns: model, run, estimator, suite, then ``task.metric``, ``task.metric.lo``, ``task.metric.hi``."""
+    cols = ["model", "run", "estimator", "suite"]
+    for t in lb.columns:
+        for m in lb.metrics:
+            cols += [f"{t}.{m}", f"{t}.{m}.lo", f"{t}.{m}.hi"]
+    return cols
+
+
+def to_csv(lb: Leaderboard) -> str:
+    """CSV, one line per model x estimator; numbers at full precision, empty where absent."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(csv_header(lb))
+    for r in lb.rows:
+        line = [r.model, r.run, r.estimator, r.suite or ""]
+        for t in lb.columns:
+            for m in lb.metrics:
+                c = r.cell(t, m)
+                line += ["" if v is None else repr(v) for v in (c.value, c.lo, c.hi)]
+        writer.writerow(line)
+    return buf.getvalue()
+
+
+def to_json(lb: Leaderboard) -> str:
+    """JSON form of :meth:`Leaderboard.to_dict` (indented, NaN-free)."""
+    return json.dumps(lb.to_dict(), indent=1, allow_nan=False) + "\n"
