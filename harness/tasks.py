@@ -19,7 +19,7 @@ import numpy as np
 
 from .data import fingerprint as data_fingerprint
 from .data import load_split, require_columns, source_of
-from .errors import DataError, SpecError
+from .errors import CapcalError, DataError, SpecError
 from .prompts import (
     ExpressionError,
     PromptRenderer,
@@ -39,7 +39,8 @@ class Example:
 
     Attributes:
         index: row number in the split (0-based).
-        id: stable question id: from ``id_field``, else the sha1 hex of the question text; a repeated id in
+        id: stable question id: from ``id_field``, else the sha1 hex of the question text (the ``question``
+            field, stripped of surrounding whitespace); a repeated id in
             a split gets ``-2``, ``-3``, ... appended on its later occurrences (in row order).
         doc: the raw row.
         fields: canonical fields: ``question`` (str), ``answer`` (str, the gold answer as text: the letter
@@ -91,7 +92,9 @@ class Task:
         self.renderer = PromptRenderer.for_spec(spec, registry)
         try:
             self.grader = registry.grader(spec.grader, **spec.grader_options)
-        except TypeError as exc:
+        except SpecError:
+            raise
+        except (TypeError, ValueError, CapcalError) as exc:
             raise SpecError(spec.source, "grader.options", f"rejected by grader {spec.grader!r}: {exc}") from None
         self._compiled = {name: compile_field_expression(expr) for name, expr in spec.fields.items()}
         self._id_compiled = compile_field_expression(spec.id_field) if spec.id_field else None
