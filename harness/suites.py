@@ -65,16 +65,16 @@ class Suite:
         """Check that every task and estimator of the suite is registered.
 
         Args:
-            registry: a :class:`capcal.registry.Registry`; its ``task(name)`` and ``estimator(name)`` raise
-                :class:`UnknownNameError` for a name that is not registered.
+            registry: a :class:`capcal.registry.Registry`; its ``task_spec(name)`` and
+                ``estimator_class(name)`` raise :class:`UnknownNameError` for a name that is not registered.
 
         Raises:
             UnknownNameError: naming the first unknown task or estimator.
         """
         for task in self.tasks:
-            registry.task(task)
+            registry.task_spec(task)
         for est in self.estimators:
-            registry.estimator(est)
+            registry.estimator_class(est)
 
 
 def _registry_file(path: str | Path | None) -> Path:

@@ -43,23 +43,19 @@ def qwen_estimators(rows: list[dict]) -> dict[str, np.ndarray]:
 
 
 def make_run(root: Path, data_dir: Path, name: str = "run", *, model_id: str = "Qwen/Qwen2.5-Math-7B-Instruct",
-             suite: dict | None = None, task: str = "math", correct_fn: Callable[[np.ndarray], np.ndarray] | None = None,
-             estimator_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
-             n_questions: int | None = None) -> RunDir:
+             suite: dict | None = None, tasks: dict[str, slice] | None = None,
+             correct_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+             estimator_fn: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None) -> RunDir:
     """Write a run directory ``root/name`` from the Qwen2.5-Math graded file.
 
     Args:
-        correct_fn: maps the (Q, 8) correctness matrix to another one (e.g. a planted accuracy drop).
+        tasks: task name -> slice of the 100 questions (default ``{"math": slice(None)}``); two tasks with
+            disjoint slices make a two-task run.
+        correct_fn: maps a task's (Q, 8) correctness matrix to another one (e.g. a planted accuracy drop).
         estimator_fn: maps ``{name: confidences}`` to the estimators to write (e.g. a planted regression).
-        n_questions: keep only the first questions.
     """
-    rows = qwen_rows(data_dir)[:n_questions]
-    correct = np.array([[int(s) for s in r["score"]] for r in rows])
-    if correct_fn is not None:
-        correct = correct_fn(correct)
-    ests = qwen_estimators(rows)
-    if estimator_fn is not None:
-        ests = estimator_fn(ests)
+    tasks = tasks or {"math": slice(None)}
+    all_rows = qwen_rows(data_dir)
     rd = RunDir(root / name)
     fingerprint = hashlib.sha256((data_dir / QWEN_FILE).read_bytes()).hexdigest()
     rd.write_config({
@@ -67,19 +63,27 @@ def make_run(root: Path, data_dir: Path, name: str = "run", *, model_id: str = "
         "model_args": {"base_url": "http://127.0.0.1:8000/v1", "model": model_id, "api_key": "sk-secret"},
         "k": 8, "seed": 0, "suite": suite,
         "sampling": {"temperature": 0.7, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "max_tokens": 2048},
-        "tasks": {task: {"split": "eval", "k": 8, "fingerprint": fingerprint}},
-        "data_fingerprints": {task: fingerprint},
+        "tasks": {t: {"split": "eval", "k": 8, "fingerprint": fingerprint} for t in tasks},
+        "data_fingerprints": {t: fingerprint for t in tasks},
     })
-    targets = []
-    for r, corr in zip(rows, correct, strict=True):
-        targets.append({
-            "id": str(r["idx"]), "index": int(r["idx"]), "n": len(corr), "c": int(corr.sum()),
-            "mu": float(corr.mean()), "designated": 0, "r": int(corr[0]), "correct": corr.tolist(),
-            "extracted": [p if p else None for p in r["pred"]],
-            "sample_keys": [hashlib.sha256(resp.encode()).hexdigest() for resp in r["response"]]})
-    rd.write_targets(task, targets)
-    ids = [t["id"] for t in targets]
-    for est, p in ests.items():
-        reasons = [None if np.isfinite(v) else "unparseable reply" for v in p]
-        rd.write_estimator(task, est, ids, p, reasons, {"source": "qwen25math_math_cot_100"})
+    for task, part in tasks.items():
+        rows = all_rows[part]
+        correct = np.array([[int(s) for s in r["score"]] for r in rows])
+        if correct_fn is not None:
+            correct = correct_fn(correct)
+        ests = qwen_estimators(rows)
+        if estimator_fn is not None:
+            ests = estimator_fn(ests)
+        targets = []
+        for r, corr in zip(rows, correct, strict=True):
+            targets.append({
+                "id": str(r["idx"]), "index": int(r["idx"]), "n": len(corr), "c": int(corr.sum()),
+                "mu": float(corr.mean()), "designated": 0, "r": int(corr[0]), "correct": corr.tolist(),
+                "extracted": [p if p else None for p in r["pred"]],
+                "sample_keys": [hashlib.sha256(resp.encode()).hexdigest() for resp in r["response"]]})
+        rd.write_targets(task, targets)
+        ids = [t["id"] for t in targets]
+        for est, p in ests.items():
+            reasons = [None if np.isfinite(v) else "unparseable reply" for v in p]
+            rd.write_estimator(task, est, ids, p, reasons, {"source": "qwen25math_math_cot_100"})
     return rd

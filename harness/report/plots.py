@@ -17,6 +17,15 @@ def estimator_colors(names: list[str]) -> dict[str, str]:
     return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(sorted(names))}
 
 
+def _ylim(values) -> tuple[float, float]:
+    """A y range for rates: from a round 0.1 below the smallest value (at least 0) up to 1."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return (0.0, 1.0)
+    lo = max(0.0, math.floor((min(vals) - 0.02) * 10) / 10)
+    return (min(lo, 0.9), 1.0)
+
+
 def reliability_svg(task: dict[str, Any], target: str, title: str) -> str:
     """Reliability diagram against ``target`` (``"cc"``: capability mu, ``"rc"``: response r).
 
@@ -44,8 +53,10 @@ def passk_svg(task: dict[str, Any], title: str) -> str:
     ``mean(1 - (1 - p)^k)`` with its band ``+- 1.96 sqrt(sum S(1 - S)) / N`` (shaded)."""
     ks = sorted({pt["k"] for pt in task["actual_passk"]}
                 | {pt["k"] for e in task["estimators"].values() for pt in e["passk_curve"]})
+    ys = [pt["value"] for pt in task["actual_passk"]] + [
+        pt[key] for e in task["estimators"].values() for pt in e["passk_curve"] for key in ("predicted", "band_lo")]
     chart = Chart(title=title, xlabel="k (samples)", ylabel="mean pass@k",
-                  xlim=(ks[0], ks[-1]) if ks else (1, 2), logx=True)
+                  xlim=(ks[0], ks[-1]) if ks else (1, 2), ylim=_ylim(ys), logx=True)
     colors = estimator_colors(list(task["estimators"]))
     for name, est in sorted(task["estimators"].items()):
         curve = sorted(est["passk_curve"], key=lambda p: p["k"])
@@ -65,8 +76,9 @@ def budget_svg(task: dict[str, Any], title: str) -> str:
     by each estimator, uniform (B each, dashed) and the oracle allocation with p = mu (dotted)."""
     curves = {n: sorted(e["budget_curve"], key=lambda p: p["B"]) for n, e in task["estimators"].items()}
     bs = sorted({p["B"] for c in curves.values() for p in c})
+    ys = [p[key] for c in curves.values() for p in c for key in ("greedy", "uniform", "oracle")]
     chart = Chart(title=title, xlabel="budget B (samples per question)", ylabel="expected solve rate",
-                  xlim=(bs[0], bs[-1]) if bs else (1, 2), logx=True)
+                  xlim=(bs[0], bs[-1]) if bs else (1, 2), ylim=_ylim(ys), logx=True)
     if bs:
         ref = next(c for c in curves.values() if c)
         chart.line([p["B"] for p in ref], [p["uniform"] for p in ref], "#555", label="uniform", dash="5 3")

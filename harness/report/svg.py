@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from html import escape
 
 #: Ten colours that stay distinguishable for common colour-vision deficiencies (Tableau 10).
+_CLIP_IDS = itertools.count()
+
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
            "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
 
@@ -143,7 +146,12 @@ class Chart:
 
     def to_svg(self) -> str:
         """The chart as an ``<svg>`` element string (with a ``<title>`` for accessibility)."""
-        body = "".join(self._axes() + self._items + self._legend_svg())
+        clip = f"capcal-clip-{next(_CLIP_IDS)}"
+        x0, y1 = self.left, self.top
+        w, h = self.width - self.left - self.right, self.height - self.top - self.bottom
+        body = "".join(self._axes()) + (
+            f'<clipPath id="{clip}"><rect x="{x0 - 4}" y="{y1 - 4}" width="{w + 8}" height="{h + 8}"/></clipPath>'
+            f'<g clip-path="url(#{clip})">' + "".join(self._items) + "</g>") + "".join(self._legend_svg())
         return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{self.width}" '
                 f'height="{self.height}" viewBox="0 0 {self.width} {self.height}" role="img" '
                 f'font-family="sans-serif"><title>{escape(self.title)}</title>'
