@@ -8,9 +8,6 @@ import json
 import jsonschema
 import numpy as np
 import pytest
-from report_fixtures import make_run, qwen_estimators, qwen_rows
-from sklearn.metrics import brier_score_loss, mean_squared_error, roc_auc_score
-
 from capcal.cli import main
 from capcal.errors import CapcalError
 from capcal.results import (
@@ -24,6 +21,8 @@ from capcal.results import (
     validate_results,
     write_results,
 )
+from report_fixtures import make_run, qwen_estimators, qwen_rows
+from sklearn.metrics import brier_score_loss, mean_squared_error, roc_auc_score
 
 N_BOOT = 200
 
