@@ -28,9 +28,9 @@ ANSWER_MARKERS = (
 _ANSWER_LINE = re.compile(
     r"(?:(?:" + "|".join(ANSWER_MARKERS) + r")(?!\w)\s*(?:\*\*|__)?\s*[:：]"  # "Answer:", "**Answer:**"
     r"|(?<!\w)(?:the\s+)?(?:final\s+|correct\s+)?answer\s+is(?!\w)\s*[:：]?"  # "The answer is"
-    r"|(?<!\w)final\s+answer(?:\s*(?:\*\*|__))?[ \t]*(?=\n))"  # a "Final Answer" heading line
+    r"|^[ \t#>*]*final\s+answer(?:\s*(?:\*\*|__))?[ \t]*(?=\n))"  # a "Final Answer" heading line
     r"\s*(?:\*\*|__)?[ \t]*(?P<rest>[^\n]*)",
-    re.IGNORECASE,
+    re.IGNORECASE | re.MULTILINE,
 )
 _MARKDOWN = re.compile(r"(\*\*|__|`)")
 

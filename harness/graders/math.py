@@ -6,7 +6,8 @@ Extraction, first rule that finds something wins:
        and translated markers (``Ответ:``, ``Respuesta:``, ``答案：``, ...);
     3. the last inline formula (``$...$``, ``\\(...\\)``, ``\\[...\\]``) of the last non-empty line;
     4. a reply that is a single short line (at most 80 characters) is the answer itself.
-Math delimiters, a trailing period and bold markers are removed from what is extracted.
+Math delimiters, a trailing period and bold markers are removed from what is extracted. A reply with an
+opened but unclosed box (truncated) and no answer line is unparseable.
 
 Equivalence (:meth:`MathGrader.equivalent`), after a clean-up shared by both sides (Unicode ``π``, ``√``,
 ``×``, ``−``; ``10{,}000`` -> ``10000``; ``^\\circ``, ``°``, ``\\%``, ``\\$`` dropped; base subscripts
@@ -103,6 +104,8 @@ class MathGrader(Grader):
         candidate = last_boxed(text)
         if candidate is None:
             candidate = answer_line(text)
+        if candidate is None and ("\\boxed" in text or "\\fbox" in text):
+            return None  # a box was opened but never closed (a truncated reply)
         if candidate is None:
             lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
             found = _INLINE_MATH.findall(lines[-1]) if lines else []
