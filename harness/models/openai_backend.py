@@ -1,0 +1,679 @@
+"""OpenAI-compatible backend: vLLM, SGLang, llama.cpp server, or any ``/v1`` endpoint, one URL or several.
+
+Requests go through :class:`openai.AsyncOpenAI` (one client per base URL, sharing nothing but this
+backend's event loop) with a connection pool sized to ``concurrency``, the SDK's own retries off, and
+capcal's retries on top:
+
+* **Bounded concurrency**: ``concurrency`` worker coroutines pull jobs from one queue, so at most
+  ``concurrency`` HTTP requests are in flight over all URLs together.
+* **Several base URLs**: each request goes to the least-loaded URL (fewest requests in flight, ties in
+  turn); a URL that refuses connections is skipped for ``cooldown`` seconds while others answer.
+* **``n`` samples per request**: a request for ``k`` samples of one prompt is sent as ``ceil(k / max_n)``
+  HTTP requests with ``n`` up to ``max_n``, each seeded with the seed of its first sample (the
+  :class:`~capcal.models.base.GenerationRequest` contract). When a server returns fewer choices than ``n``
+  (the llama.cpp server ignores ``n``) the backend remembers it, keeps the choices it got (the first ones,
+  drawn with the request's seed), and asks for every remaining sample in its own request with its own seed.
+* **Explicit sampling parameters**: every request body carries ``temperature``, ``top_p``, ``max_tokens``,
+  ``seed``, ``n``, ``top_k`` and ``min_p`` (the last two as top-level JSON fields, which is what the SDK's
+  ``extra_body`` produces; vLLM, SGLang and llama.cpp read them there). ``top_k = 0`` ("off" in
+  :class:`~capcal.models.base.SamplingParams`) is sent as ``-1``, the value that means "off" to vLLM, SGLang
+  and llama.cpp alike (vLLM before 0.8 rejects 0).
+* **Modes**: ``mode="chat"`` posts ``messages`` to ``/chat/completions``; ``mode="completions"`` posts a
+  ``prompt`` to ``/completions``, built from the messages by :func:`messages_to_prompt` (no chat template is
+  applied: use it for base models, or render the template yourself into one user message).
+* **Logprobs**: ``SamplingParams.logprobs`` / ``top_logprobs`` are requested and parsed into
+  :class:`~capcal.models.base.Completion` ``tokens``, ``token_logprobs`` and ``top_logprobs``.
+* **Reasoning**: ``message.reasoning_content`` (vLLM, SGLang, DeepSeek) or ``message.reasoning`` (newer vLLM,
+  OpenRouter), else a leading ``<think>...</think>`` block of the text (also an unclosed ``<think>``, and a
+  ``...</think>`` whose opening tag the chat template already printed) is kept in ``Completion.reasoning``,
+  apart from ``Completion.text``; tokens of such a leading block are dropped from ``tokens``.
+* **Retries**: 429 (waiting what ``retry-after-ms`` / ``Retry-After`` asks, capped at ``backoff_max``), 408,
+  409, 5xx, timeouts (``timeout`` seconds per request), broken connections and unparseable or truncated
+  JSON are retried with exponential backoff and jitter (``backoff_base * 2**attempt``, capped at
+  ``backoff_max``, a uniformly drawn half of it added as jitter), at most ``max_retries`` times per request,
+  then :class:`~capcal.errors.ModelError`. Other 4xx answers (bad request, authentication) are not retried.
+  When every URL has refused connections for ``unreachable_after`` seconds in a row, generation stops with
+  ``ModelError("cannot reach ...")``.
+* **API key**: read from the environment variable ``api_key_env`` (default ``OPENAI_API_KEY``); when unset,
+  the placeholder ``"EMPTY"`` is sent (local servers need none). The key is never part of
+  :meth:`OpenAIBackend.describe`, and neither is a password in a URL.
+
+Results reach ``on_result`` as soon as each HTTP request has finished, in the thread that called
+:meth:`OpenAIBackend.generate`: the event loop runs inside ``generate`` (when that thread already runs an
+event loop, e.g. in a notebook, the loop runs in a helper thread while the caller waits, and ``on_result``
+is called from that helper thread; ``agenerate`` is the coroutine to await instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ModelError
+from .base import Completion, GenerationRequest, Messages, ModelBackend, ResultCallback, SamplingParams
+
+_MODES = {"chat": "/chat/completions", "completions": "/completions"}
+_PROMPT_FORMATS = ("plain", "roles")
+_RETRY_STATUS = frozenset({408, 409, 425, 429})
+
+
+def messages_to_prompt(messages: Messages, prompt_format: str = "plain") -> str:
+    """Turn chat messages into one prompt string for ``mode="completions"``.
+
+    Args:
+        messages: ``[{"role", "content"}, ...]``.
+        prompt_format: ``"plain"``: the contents joined by a blank line (``"\\n\\n"``), no role markers, so a
+            single user message is sent verbatim; ``"roles"``: each message as ``"<Role>: <content>"`` joined
+            by a blank line, followed by ``"\\n\\nAssistant:"`` (a minimal transcript for base models).
+
+    Returns:
+        The prompt text. An empty message list gives ``""`` (``"Assistant:"`` with ``"roles"``).
+
+    Raises:
+        ModelError: an unknown ``prompt_format``.
+    """
+    if prompt_format == "plain":
+        return "\n\n".join(str(m.get("content", "")) for m in messages)
+    if prompt_format == "roles":
+        parts = [f"{str(m.get('role', 'user')).capitalize()}: {m.get('content', '')}" for m in messages]
+        parts.append("Assistant:")
+        return "\n\n".join(parts)
+    raise ModelError(f"unknown prompt_format {prompt_format!r}; expected one of {', '.join(_PROMPT_FORMATS)}")
+
+
+def split_reasoning(content: str) -> tuple[str | None, str, int]:
+    """Separate a leading think block from the answer text.
+
+    Recognises ``<think>R</think>A`` (leading whitespace allowed), an unclosed ``<think>R`` (generation
+    stopped while reasoning: the text is empty) and ``R</think>A`` without an opening tag (templates that
+    print ``<think>`` into the prompt).
+
+    Args:
+        content: the generated text.
+
+    Returns:
+        ``(reasoning or None, text, offset)``: ``text`` is ``content[offset:]`` with leading whitespace
+        removed, ``offset`` the index in ``content`` where ``text`` starts (0 when there is no think block).
+    """
+    stripped = content.lstrip()
+    if stripped.startswith("<think>"):
+        start = len(content) - len(stripped) + len("<think>")
+        end = content.find("</think>", start)
+        if end < 0:
+            return content[start:].strip(), "", len(content)
+        reasoning, after = content[start:end], end + len("</think>")
+    else:
+        end = content.find("</think>")
+        if end < 0 or "<think>" in content[:end]:
+            return None, content, 0
+        reasoning, after = content[:end], end + len("</think>")
+    rest = content[after:]
+    offset = after + len(rest) - len(rest.lstrip())
+    return reasoning.strip(), content[offset:], offset
+
+
+def _to_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    s = str(value).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off"):
+        return False
+    raise ModelError(f"openai backend: {name} must be true or false, got {value!r}")
+
+
+def _to_num(name: str, value: Any, kind: type, minimum: float) -> Any:
+    try:
+        v = kind(value)
+    except (TypeError, ValueError):
+        raise ModelError(f"openai backend: {name} must be a number, got {value!r}") from None
+    if (isinstance(v, float) and math.isnan(v)) or v < minimum:
+        raise ModelError(f"openai backend: {name} must be >= {minimum}, got {value!r}")
+    return v
+
+
+def _split_urls(base_url: str | Sequence[str]) -> list[str]:
+    parts = base_url.replace("|", " ").replace(";", " ").split() if isinstance(base_url, str) else list(base_url)
+    urls = [str(u).rstrip("/") for u in parts if str(u).strip()]
+    if not urls:
+        raise ModelError("openai backend: base_url is empty")
+    for u in urls:
+        p = urllib.parse.urlsplit(u)
+        if p.scheme not in ("http", "https") or not p.netloc:
+            raise ModelError(f"openai backend: base_url {u!r} is not an http(s) URL")
+    return urls
+
+
+def _public_url(url: str) -> str:
+    """The URL without a user or password in it."""
+    p = urllib.parse.urlsplit(url)
+    if p.username is None and p.password is None:
+        return url
+    host = p.hostname or ""
+    if p.port:
+        host = f"{host}:{p.port}"
+    return urllib.parse.urlunsplit((p.scheme, host, p.path, p.query, p.fragment))
+
+
+@dataclass(eq=False)
+class _Endpoint:
+    """One base URL: its client and its health."""
+
+    url: str
+    client: Any = None  # openai.AsyncOpenAI, created inside the backend's event loop
+    in_flight: int = 0
+    refusing_since: float | None = None  # start of the current run of refused connections
+    skip_until: float = 0.0
+
+
+class _Prepared:
+    """One GenerationRequest, with the parts of the request body every HTTP request for it shares."""
+
+    __slots__ = ("body", "sample_ids", "seeds", "params")
+
+    def __init__(self, body: dict[str, Any], req: GenerationRequest):
+        self.body, self.sample_ids, self.seeds, self.params = body, req.sample_ids, req.seeds, req.params
+
+
+class _Transient(Exception):
+    """A failure worth retrying; ``wait`` is what the server asked for (seconds), if anything."""
+
+    def __init__(self, reason: str, wait: float | None = None, refused: bool = False):
+        super().__init__(reason)
+        self.wait, self.refused = wait, refused
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(ms) / 1000.0)
+    ra = headers.get("retry-after")
+    if ra is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(ra))
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        from email.utils import parsedate_to_datetime
+
+        return max(0.0, parsedate_to_datetime(ra).timestamp() - time.time())
+    return None
+
+
+def _is_refused(exc: BaseException) -> bool:
+    """Whether a connection error happened while connecting (nothing listens, DNS failure)."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ConnectionRefusedError) or type(e).__name__ in (
+            "ConnectError", "ClientConnectorError", "ClientConnectorDNSError", "gaierror",
+        ):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+class OpenAIBackend(ModelBackend):
+    """Sample from an OpenAI-compatible server (see the module docstring for the behaviour).
+
+    Args:
+        model: the model name sent in every request (and part of the store key). ``None``: the first id
+            that ``GET <base_url>/models`` lists.
+        base_url: one URL (``http://host:8000/v1``), several separated by ``|``, ``;`` or whitespace, or a
+            list of URLs.
+        mode: ``"chat"`` or ``"completions"``.
+        concurrency: most HTTP requests in flight at once, over all URLs (default 64).
+        max_n: most samples asked for in one request (``n``); 1 sends one request per sample.
+        timeout: seconds per HTTP request (connect, read and write each).
+        max_retries: retries per HTTP request before :class:`~capcal.errors.ModelError`.
+        backoff_base: first backoff in seconds; doubled after each retry.
+        backoff_max: cap of one backoff and of an honoured ``Retry-After``, in seconds.
+        unreachable_after: seconds of refused connections on every URL after which generation stops.
+        cooldown: seconds a URL that refused a connection is skipped while other URLs work.
+        api_key_env: environment variable holding the API key.
+        prompt_format: completions mode only, see :func:`messages_to_prompt`.
+        transport: ``"aiohttp"`` (the SDK's aiohttp transport, faster) or ``"httpx"``.
+
+    Raises:
+        ModelError: an invalid argument, or (with ``model=None``) a server that cannot be reached.
+    """
+
+    backend = "openai"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | Sequence[str] = "http://127.0.0.1:8000/v1",
+        *,
+        mode: str = "chat",
+        concurrency: int = 64,
+        max_n: int = 32,
+        timeout: float = 600.0,
+        max_retries: int = 8,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        unreachable_after: float = 10.0,
+        cooldown: float = 5.0,
+        api_key_env: str = "OPENAI_API_KEY",
+        prompt_format: str = "plain",
+        transport: str = "aiohttp",
+    ):
+        self.base_urls = _split_urls(base_url)
+        if mode not in _MODES:
+            raise ModelError(f"openai backend: mode must be 'chat' or 'completions', got {mode!r}")
+        if prompt_format not in _PROMPT_FORMATS:
+            raise ModelError(f"openai backend: prompt_format must be one of {_PROMPT_FORMATS}, got {prompt_format!r}")
+        if transport not in ("aiohttp", "httpx"):
+            raise ModelError(f"openai backend: transport must be 'aiohttp' or 'httpx', got {transport!r}")
+        self.mode, self.prompt_format, self.transport = mode, prompt_format, transport
+        self.concurrency = _to_num("concurrency", concurrency, int, 1)
+        self.max_n = _to_num("max_n", max_n, int, 1)
+        self.timeout = _to_num("timeout", timeout, float, 1e-3)
+        self.max_retries = _to_num("max_retries", max_retries, int, 0)
+        self.backoff_base = _to_num("backoff_base", backoff_base, float, 0.0)
+        self.backoff_max = _to_num("backoff_max", backoff_max, float, 0.0)
+        self.unreachable_after = _to_num("unreachable_after", unreachable_after, float, 0.0)
+        self.cooldown = _to_num("cooldown", cooldown, float, 0.0)
+        self.api_key_env = str(api_key_env)
+        self._path = _MODES[mode]
+        self._endpoints = [_Endpoint(u) for u in self.base_urls]
+        self._turn = 0
+        self._n_honoured: bool | None = None  # None until a request with n > 1 has been answered
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self.model = str(model) if model else self._first_model()
+        self.stats = {"http_requests": 0, "retries": 0, "samples": 0}
+
+    # -- configuration -----------------------------------------------------------------------------------------
+    @property
+    def n_honoured(self) -> bool | None:
+        """Whether the server returned ``n`` choices for ``n > 1`` (``None``: not seen yet)."""
+        return self._n_honoured
+
+    def describe(self) -> dict[str, Any]:
+        """Backend settings for the run configuration; no API key, no password in URLs."""
+        return {
+            "backend": self.backend,
+            "model": self.model,
+            "base_urls": [_public_url(u) for u in self.base_urls],
+            "mode": self.mode,
+            "prompt_format": self.prompt_format if self.mode == "completions" else None,
+            "concurrency": self.concurrency,
+            "max_n": self.max_n,
+            "n_honoured": self._n_honoured,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "backoff_base": self.backoff_base,
+            "backoff_max": self.backoff_max,
+            "api_key_env": self.api_key_env,
+            "transport": self.transport,
+        }
+
+    def _api_key(self) -> str:
+        return os.environ.get(self.api_key_env) or "EMPTY"
+
+    def _first_model(self) -> str:
+        url = self.base_urls[0] + "/models"
+        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self._api_key()}"})
+        try:
+            with urllib.request.urlopen(req, timeout=min(self.timeout, 30.0)) as r:
+                data = json.loads(r.read())
+            return str(data["data"][0]["id"])
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+            raise ModelError(f"cannot reach {_public_url(url)} to find the model name (give model=...): {e}") from None
+
+    def _make_client(self, url: str) -> Any:
+        import httpx2
+        import openai
+
+        limits = httpx2.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        cls = openai.DefaultAioHttpClient if self.transport == "aiohttp" else openai.DefaultAsyncHttpxClient
+        try:
+            http_client = cls(limits=limits, timeout=self.timeout)
+        except RuntimeError:  # the SDK's aiohttp extra is missing
+            http_client = openai.DefaultAsyncHttpxClient(limits=limits, timeout=self.timeout)
+        return openai.AsyncOpenAI(
+            api_key=self._api_key(), base_url=url, max_retries=0, timeout=self.timeout, http_client=http_client
+        )
+
+    # -- request bodies ------------------------------------------------------------------------------------------
+    def _base_body(self, req: GenerationRequest) -> dict[str, Any]:
+        p: SamplingParams = req.params
+        body: dict[str, Any] = {
+            "model": self.model,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "max_tokens": p.max_tokens,
+            "top_k": p.top_k if p.top_k > 0 else -1,
+            "min_p": p.min_p,
+        }
+        if self.mode == "chat":
+            body["messages"] = req.messages
+            if p.logprobs or p.top_logprobs > 0:
+                body["logprobs"] = True
+                if p.top_logprobs > 0:
+                    body["top_logprobs"] = p.top_logprobs
+        else:
+            body["prompt"] = messages_to_prompt(req.messages, self.prompt_format)
+            if p.logprobs or p.top_logprobs > 0:
+                body["logprobs"] = p.top_logprobs
+        if p.stop:
+            body["stop"] = list(p.stop)
+        return body
+
+    # -- parsing -------------------------------------------------------------------------------------------------
+    def _completion(self, choice: dict[str, Any], seed: int, params: SamplingParams) -> Completion:
+        lp = choice.get("logprobs")
+        tokens = token_lps = top = None
+        if self.mode == "chat":
+            msg = choice["message"]
+            content = msg.get("content") or ""
+            reasoning = msg.get("reasoning_content") or msg.get("reasoning")
+            if lp and lp.get("content") is not None:
+                entries = lp["content"]
+                tokens = [e["token"] for e in entries]
+                token_lps = [float(e["logprob"]) for e in entries]
+                if params.top_logprobs > 0:
+                    top = [{t["token"]: float(t["logprob"]) for t in (e.get("top_logprobs") or ())} for e in entries]
+        else:
+            content = choice.get("text") or ""
+            reasoning = None
+            if lp and lp.get("tokens") is not None:
+                tokens = list(lp["tokens"])
+                token_lps = [float("nan") if v is None else float(v) for v in lp["token_logprobs"]]
+                if params.top_logprobs > 0 and lp.get("top_logprobs") is not None:
+                    top = [dict(d or {}) for d in lp["top_logprobs"]]
+        text = content
+        if not reasoning:
+            reasoning, text, offset = split_reasoning(content)
+            if offset and tokens is not None:
+                # drop the tokens that lie entirely inside the think block
+                pos, drop = 0, 0
+                for t in tokens:
+                    if pos + len(t) > offset:
+                        break
+                    pos += len(t)
+                    drop += 1
+                tokens, token_lps = tokens[drop:], token_lps[drop:] if token_lps is not None else None
+                top = top[drop:] if top is not None else None
+        return Completion(
+            text=text, reasoning=reasoning or None, finish_reason=choice.get("finish_reason"), tokens=tokens,
+            token_logprobs=token_lps, top_logprobs=top, seed=seed,
+        )
+
+    # -- the async core ------------------------------------------------------------------------------------------
+    def _pick(self) -> _Endpoint:
+        eps = self._endpoints
+        if len(eps) == 1:
+            return eps[0]
+        now = time.monotonic()
+        live = [e for e in eps if e.skip_until <= now] or eps
+        self._turn += 1
+        m = len(live)
+        best = live[self._turn % m]
+        for j in range(1, m):
+            e = live[(self._turn + j) % m]
+            if e.in_flight < best.in_flight:
+                best = e
+        return best
+
+    def _check_reachable(self, now: float) -> None:
+        if all(e.refusing_since is not None and now - e.refusing_since >= self.unreachable_after
+               for e in self._endpoints):
+            urls = ", ".join(_public_url(e.url) for e in self._endpoints)
+            raise ModelError(f"cannot reach {urls}: connection refused for {self.unreachable_after:g} s")
+
+    async def _post(self, ep: _Endpoint, body: dict[str, Any]) -> list[dict[str, Any]]:
+        import httpx2
+        import openai
+
+        try:
+            resp = await ep.client.post(self._path, body=body, cast_to=httpx2.Response)
+            data = json.loads(resp.content)
+            choices = data["choices"]
+            if not isinstance(choices, list) or not choices:
+                raise _Transient("response without choices")
+            return choices
+        except openai.APIStatusError as e:
+            status = e.status_code
+            if status in _RETRY_STATUS or status >= 500:
+                raise _Transient(f"HTTP {status}", _retry_after(e.response.headers)) from None
+            hint = f" (is {self.api_key_env} set?)" if status in (401, 403) else ""
+            raise ModelError(f"{_public_url(ep.url)}{self._path}: HTTP {status}{hint}: {e.message}") from None
+        except openai.APIConnectionError as e:  # includes APITimeoutError
+            refused = _is_refused(e)  # (the SDK's aiohttp transport reports a refused connect as a timeout)
+            if not refused and isinstance(e, openai.APITimeoutError):
+                raise _Transient(f"timed out after {self.timeout:g} s") from None
+            raise _Transient("connection refused" if refused else f"connection error: {e.__cause__ or e}",
+                             refused=refused) from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise _Transient(f"malformed response ({type(e).__name__}: {e})") from None
+        except (httpx2.HTTPError, OSError) as e:
+            raise _Transient(f"transport error: {e}") from None
+
+    async def _run_job(self, prep: _Prepared, lo: int, hi: int, queue: asyncio.Queue, state: dict) -> None:
+        if hi - lo > 1 and self._n_honoured is False:
+            for j in range(lo + 1, hi):
+                queue.put_nowait((prep, j, j + 1))
+            hi = lo + 1
+        want = hi - lo
+        seed = prep.seeds[lo]
+        body = dict(prep.body)
+        body["seed"] = seed
+        body["n"] = want
+        attempt = 0
+        while True:
+            ep = self._pick()
+            ep.in_flight += 1
+            self.stats["http_requests"] += 1
+            try:
+                choices = await self._post(ep, body)
+            except _Transient as e:
+                now = time.monotonic()
+                if e.refused:
+                    if ep.refusing_since is None:
+                        ep.refusing_since = now
+                    ep.skip_until = now + self.cooldown
+                    self._check_reachable(now)
+                if attempt >= self.max_retries:
+                    if e.refused:
+                        raise ModelError(f"cannot reach {_public_url(ep.url)}: connection refused") from None
+                    raise ModelError(
+                        f"{_public_url(ep.url)}{self._path}: giving up after {attempt + 1} attempts: {e}"
+                    ) from None
+                d = min(self.backoff_max, self.backoff_base * 2.0**attempt)
+                delay = d / 2 + random.random() * d / 2
+                if e.wait is not None:
+                    delay = min(self.backoff_max, e.wait) + random.random() * 0.1 * d
+                elif e.refused:
+                    left = self.unreachable_after - (now - min(x.refusing_since or now for x in self._endpoints))
+                    delay = min(delay, max(0.05, left))
+                attempt += 1
+                self.stats["retries"] += 1
+                await asyncio.sleep(delay)
+                continue
+            finally:
+                ep.in_flight -= 1
+            ep.refusing_since = None
+            ep.skip_until = 0.0
+            break
+        got = len(choices)
+        if got > want:
+            choices = sorted(choices, key=lambda c: c.get("index", 0))[:want]
+            got = want
+        elif got > 1:
+            choices = sorted(choices, key=lambda c: c.get("index", 0))
+        if want > 1:
+            if got < want:
+                self._n_honoured = False
+                for j in range(lo + got, hi):
+                    queue.put_nowait((prep, j, j + 1))
+            elif self._n_honoured is None:
+                self._n_honoured = True
+        params = prep.params
+        try:
+            results = [(prep.sample_ids[lo + i], self._completion(c, seed, params)) for i, c in enumerate(choices)]
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ModelError(f"{_public_url(ep.url)}{self._path}: unexpected response shape: {e!r}") from None
+        self.stats["samples"] += len(results)
+        state["pending"].extend(results)
+        state["wake"].set()
+
+    async def _deliver(self, state: dict, done: asyncio.Event) -> None:
+        """Hand finished samples to ``on_result``, coalescing those that finish in the same loop turn.
+
+        While ``on_result`` runs (e.g. an fsynced store write) the loop is blocked and answers pile up in the
+        sockets; they are then delivered together in the next call, so a slow ``on_result`` is called less
+        often with bigger batches instead of once per HTTP request.
+        """
+        wake: asyncio.Event = state["wake"]
+        on_result, progress = state["on_result"], state["progress"]
+        while True:
+            await wake.wait()
+            await asyncio.sleep(0)  # let requests that finish in the same loop turn join the batch
+            wake.clear()
+            batch, state["pending"] = state["pending"], []
+            if not batch:
+                continue
+            try:
+                on_result(batch)
+                if progress is not None:
+                    progress(len(batch))
+            except BaseException as e:
+                if state["error"] is None:
+                    state["error"] = e
+                done.set()
+                if isinstance(e, asyncio.CancelledError):
+                    raise
+                return
+            state["delivered"] += len(batch)
+            if state["delivered"] == state["total"]:
+                done.set()
+
+    async def _worker(self, queue: asyncio.Queue, state: dict, done: asyncio.Event) -> None:
+        while True:
+            prep, lo, hi = await queue.get()
+            try:
+                await self._run_job(prep, lo, hi, queue, state)
+            except BaseException as e:
+                if state["error"] is None:
+                    state["error"] = e
+                done.set()
+                if isinstance(e, asyncio.CancelledError):
+                    raise
+                return
+
+    async def agenerate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_result: ResultCallback,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """The coroutine behind :meth:`generate`; ``on_result`` runs in the awaiting event loop's thread.
+
+        The clients are bound to the first event loop that runs this coroutine; use one loop per backend.
+        """
+        for ep in self._endpoints:
+            if ep.client is None:
+                ep.client = self._make_client(ep.url)
+        queue: asyncio.Queue = asyncio.Queue()
+        n_jobs = total = 0
+        step = self.max_n if self._n_honoured is not False else 1
+        for req in requests:
+            k = len(req.sample_ids)
+            if k == 0:
+                continue
+            prep = _Prepared(self._base_body(req), req)
+            total += k
+            for lo in range(0, k, step):
+                queue.put_nowait((prep, lo, min(k, lo + step)))
+                n_jobs += 1
+        if n_jobs == 0:
+            return
+        state: dict[str, Any] = {"total": total, "delivered": 0, "pending": [], "wake": asyncio.Event(),
+                                 "error": None, "on_result": on_result, "progress": progress}
+        done = asyncio.Event()
+        workers = [asyncio.ensure_future(self._worker(queue, state, done)) for _ in range(min(self.concurrency, n_jobs))]
+        workers.append(asyncio.ensure_future(self._deliver(state, done)))
+        try:
+            await done.wait()
+        finally:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        if state["error"] is not None:
+            raise state["error"]
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_result: ResultCallback,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Draw every sample of every request (see :meth:`ModelBackend.generate`).
+
+        Raises:
+            capcal.errors.ModelError: a URL was unreachable for ``unreachable_after`` seconds, a request
+                failed ``max_retries + 1`` times, or the server rejected a request (4xx other than 408/409/429).
+            Exception: whatever ``on_result`` raised (generation stops at once).
+        """
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                self._loop = asyncio.new_event_loop()
+            loop = self._loop
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                loop.run_until_complete(self.agenerate(requests, on_result, progress))
+                return
+            error: list[BaseException] = []
+
+            def run() -> None:
+                try:
+                    loop.run_until_complete(self.agenerate(requests, on_result, progress))
+                except BaseException as e:  # re-raised in the caller's thread
+                    error.append(e)
+
+            t = threading.Thread(target=run, name="capcal-openai")
+            t.start()
+            t.join()
+            if error:
+                raise error[0]
+
+    def close(self) -> None:
+        """Close the HTTP clients and the event loop."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+            clients = [e.client for e in self._endpoints if e.client is not None]
+            for e in self._endpoints:
+                e.client = None
+            if loop is None or loop.is_closed():
+                return
+            if clients:
+
+                async def close_all() -> None:
+                    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(close_all())
+            loop.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._loop is not None and not self._loop.is_closed() and not self._loop.is_running():
+                self.close()
