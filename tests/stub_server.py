@@ -37,7 +37,7 @@ truncates the answer to that many word tokens (``finish_reason="length"``).
 TOKENS AND LOGPROBS. Tokens are the answer split as ``re.findall(r"\\s*\\S+")``; token ``t`` at position
 ``j`` has logprob ``-(H(prompt, s, i, j) % 1000) / 500``; ``top_logprobs`` lists the token itself followed by
 ``<token>~1``, ``<token>~2``, ... with logprobs 1, 2, ... lower (chat: ``logprobs.content[j]``; completions:
-``logprobs.tokens`` / ``token_logprobs`` / ``top_logprobs`` as dicts).
+``logprobs.tokens`` / ``token_logprobs`` / ``top_logprobs`` as dicts). ``max_tokens`` counts answer tokens.
 
 REASONING. ``reasoning="field"`` adds ``message.reasoning_content = "Thinking about <prompt> (seed s)."``;
 ``reasoning="think"`` prefixes the content with ``<think>...</think>\\n`` instead.
@@ -53,7 +53,8 @@ answers per body (so a client with enough retries always finishes; ``None`` = un
 
 LOG ENTRIES (dicts): ``i`` (arrival index), ``t`` (seconds since start), ``method``, ``path``, ``body`` (the
 parsed JSON body or ``None``), ``seed``, ``n``, ``prompt`` (the prompt text), ``attempt``, ``outcome`` (as
-above, or ``"bad_request"``), ``choices`` (number of choices sent, 0 unless ``ok``/``stall``).
+above, or ``"bad_request"``), ``choices`` (number of choices sent, 0 unless ``ok``/``stall``), ``auth`` (the
+``Authorization`` header).
 """
 
 from __future__ import annotations
@@ -225,15 +226,15 @@ class _StubApp:
         text = "".join(tokens)
         want_lp = body.get("logprobs")
         n_top = int(body.get("top_logprobs") or 0) if chat else int(want_lp or 0)
+        thinking = f"Thinking about {prompt[:40]!r} (seed {seed})."
+        if self.reasoning == "think":  # the think block is generated text: it has tokens and logprobs too
+            tokens = _TOKEN_RE.findall(f"<think>{thinking}</think>\n{text}")
+            text = "".join(tokens)
         lps = [-(_hash_int(prompt, seed, index, j) % 1000) / 500.0 for j in range(len(tokens))]
         if chat:
-            content = text
-            message: dict[str, Any] = {"role": "assistant", "content": content}
-            thinking = f"Thinking about {prompt[:40]!r} (seed {seed})."
+            message: dict[str, Any] = {"role": "assistant", "content": text}
             if self.reasoning == "field":
                 message["reasoning_content"] = thinking
-            elif self.reasoning == "think":
-                message["content"] = f"<think>{thinking}</think>\n{content}"
             logprobs = None
             if want_lp:
                 logprobs = {
@@ -251,8 +252,6 @@ class _StubApp:
                     ]
                 }
             return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": finish}
-        if self.reasoning == "think":
-            text = f"<think>Thinking about {prompt[:40]!r} (seed {seed}).</think>\n{text}"
         logprobs = None
         if want_lp is not None and want_lp is not False:
             offsets = [0]
@@ -289,7 +288,7 @@ class _StubApp:
         entry: dict[str, Any] = {
             "i": i, "t": round(time.monotonic() - self.t0, 6), "method": request.method, "path": request.path,
             "body": None, "seed": None, "n": None, "prompt": None, "attempt": 0, "outcome": "bad_request",
-            "choices": 0,
+            "choices": 0, "auth": request.headers.get("Authorization"),
         }
         try:
             body = json.loads(raw)
@@ -427,9 +426,9 @@ class StubServer:
 
     async def _start(self) -> None:
         self._state.closing = asyncio.Event()
-        self._runner = web.AppRunner(self._state.make_app(), access_log=None)
+        self._runner = web.AppRunner(self._state.make_app(), access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self._want_port, shutdown_timeout=0.5)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._want_port)
         await site.start()
         self.port = self._runner.addresses[0][1]
 

@@ -26,7 +26,8 @@ capcal's retries on top:
 * **Reasoning**: ``message.reasoning_content`` (vLLM, SGLang, DeepSeek) or ``message.reasoning`` (newer vLLM,
   OpenRouter), else a leading ``<think>...</think>`` block of the text (also an unclosed ``<think>``, and a
   ``...</think>`` whose opening tag the chat template already printed) is kept in ``Completion.reasoning``,
-  apart from ``Completion.text``; tokens of such a leading block are dropped from ``tokens``.
+  apart from ``Completion.text``; when the tokens spell the whole content, those of such a leading block are
+  dropped from ``tokens`` (and their logprobs with them).
 * **Retries**: 429 (waiting what ``retry-after-ms`` / ``Retry-After`` asks, capped at ``backoff_max``), 408,
   409, 5xx, timeouts (``timeout`` seconds per request), broken connections and unparseable or truncated
   JSON are retried with exponential backoff and jitter (``backoff_base * 2**attempt``, capped at
@@ -401,8 +402,8 @@ class OpenAIBackend(ModelBackend):
         text = content
         if not reasoning:
             reasoning, text, offset = split_reasoning(content)
-            if offset and tokens is not None:
-                # drop the tokens that lie entirely inside the think block
+            if offset and tokens is not None and "".join(tokens) == content:
+                # the tokens spell the content: drop those that lie entirely inside the think block
                 pos, drop = 0, 0
                 for t in tokens:
                     if pos + len(t) > offset:
