@@ -30,6 +30,7 @@ def grader():
     ("B", "B"),
     ("B.", "B"),
     ("I considered several.\n\nC\n", "C"),
+    ("<think>A or B? Answer: A</think>\nAnswer: B", "B"),   # the reasoning block is skipped
     ("Paris", "B"),                                        # the option text itself
     ("Answer: Rome", "C"),
     # never a letter out of an ordinary word or a sentence

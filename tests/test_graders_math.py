@@ -77,6 +77,9 @@ def test_not_equivalent(grader, gold, pred):
     ("Answer: $\\boxed{5}$", "5"),
     ("42", "42"),
     ("A long derivation.\nSo we conclude that the value is $\\sqrt{5}$.", "\\sqrt{5}"),
+    ("Answer: The value of $x$ is $5$.", "5"),            # prose around the formula on the answer line
+    ("<think>maybe \\boxed{3}</think>The answer is $\\boxed{4}$", "4"),   # only after the reasoning
+    ("<think>unfinished reasoning, \\boxed{3}", "3"),
     ("", None),
     ("Long reasoning with no final answer\nand a second line of prose.", None),
     ("unclosed \\boxed{12", None),

@@ -86,6 +86,23 @@ def last_boxed(text: str) -> str | None:
     return best[1] if best else None
 
 
+_THINK_CLOSE = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
+
+
+def final_part(response: str) -> str:
+    """The part of a response after its reasoning block: the text after the last ``</think>``.
+
+    A response without a closing tag is returned unchanged (an unclosed ``<think>`` tag is removed), so a
+    truncated reasoning model's reply is still searched for an answer.
+    """
+    if not response:
+        return ""
+    parts = _THINK_CLOSE.split(response)
+    if len(parts) > 1:
+        return parts[-1]
+    return re.sub(r"<think(?:ing)?>", "", response, flags=re.IGNORECASE)
+
+
 def strip_markdown(text: str) -> str:
     """Remove bold/italic/code markers (``**``, ``__``, backticks)."""
     return _MARKDOWN.sub("", text)

@@ -22,7 +22,14 @@ from __future__ import annotations
 import re
 
 from ._base import Grader, GradeResult, GraderOptionError, gold_text
-from ._normalize import answer_line, last_boxed, normalize_text, strip_markdown, strip_math_delimiters
+from ._normalize import (
+    answer_line,
+    final_part,
+    last_boxed,
+    normalize_text,
+    strip_markdown,
+    strip_math_delimiters,
+)
 
 _CONNECTIVES = r"because|since|as|is|which|with|for|-|–|—"
 
@@ -79,9 +86,9 @@ class MultipleChoiceGrader(Grader):
             choices: the option texts in presented order; when given, a reply that is exactly one option's
                 text counts as that option's letter (rule 5).
         """
-        if not response or not response.strip():
+        text = strip_markdown(final_part(response))
+        if not text.strip():
             return None
-        text = strip_markdown(response)
         boxed = last_boxed(text)
         if boxed is not None:
             letter = self._from_boxed(boxed)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ._base import Grader, GraderOptionError, gold_text
-from ._normalize import first_number, last_boxed, numbers_in
+from ._normalize import final_part, first_number, last_boxed, numbers_in
 from .numeric import _A_LINE, _ANSWER_IS, _HASHES
 
 
@@ -39,7 +39,8 @@ class IntegerGrader(Grader):
 
     def extract(self, response: str) -> str | None:
         """The integer answer as text (``"70"``), or ``None`` when the response holds no integer."""
-        if not response or not response.strip():
+        response = final_part(response)
+        if not response.strip():
             return None
         boxed = last_boxed(response)
         if boxed is not None:

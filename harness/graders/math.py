@@ -3,11 +3,13 @@
 Extraction, first rule that finds something wins:
     1. the last ``\\boxed{...}`` or ``\\fbox{...}`` (nested braces handled);
     2. the text after the last final-answer marker: ``Final answer:``, ``The answer is``, ``Answer:``,
-       and translated markers (``Ответ:``, ``Respuesta:``, ``答案：``, ...);
+       and translated markers (``Ответ:``, ``Respuesta:``, ``答案：``, ...); when prose surrounds formulas
+       on that line, its last inline formula;
     3. the last inline formula (``$...$``, ``\\(...\\)``, ``\\[...\\]``) of the last non-empty line;
     4. a reply that is a single short line (at most 80 characters) is the answer itself.
 Math delimiters, a trailing period and bold markers are removed from what is extracted. A reply with an
-opened but unclosed box (truncated) and no answer line is unparseable.
+opened but unclosed box (truncated) and no answer line is unparseable. Every grader reads only the text
+after the last ``</think>`` of a reasoning model's reply.
 
 Equivalence (:meth:`MathGrader.equivalent`), after a clean-up shared by both sides (Unicode ``π``, ``√``,
 ``×``, ``−``; ``10{,}000`` -> ``10000``; ``^\\circ``, ``°``, ``\\%``, ``\\$`` dropped; base subscripts
@@ -30,7 +32,7 @@ import threading
 from functools import lru_cache
 
 from ._base import Grader, GraderOptionError, gold_text
-from ._normalize import answer_line, last_boxed, strip_markdown, strip_math_delimiters
+from ._normalize import answer_line, final_part, last_boxed, strip_markdown, strip_math_delimiters
 
 _UNICODE = {
     "π": "\\pi ", "√": "\\sqrt ", "×": "\\times ", "·": "\\cdot ", "−": "-", "–": "-", "∞": "\\infty ",
@@ -75,6 +77,18 @@ def _plain_words(key: str) -> bool:
     return len(key) > 1 and bool(re.fullmatch(r"[A-Za-z][A-Za-z'\-]*", key))
 
 
+def _formula_of(line: str) -> str:
+    """An answer line's formula: the line itself, or its last inline formula when prose surrounds it
+    ("The value of $x$ is $5$." -> ``5``)."""
+    found = _INLINE_MATH.findall(line)
+    if not found:
+        return line
+    outside = _INLINE_MATH.sub(" ", line)
+    if re.search(r"[A-Za-zА-Яа-я]{2,}", outside):
+        return next(g for g in found[-1] if g)
+    return line
+
+
 class MathGrader(Grader):
     """Grades LaTeX answers by equivalence. See the module docstring for the rules.
 
@@ -98,12 +112,14 @@ class MathGrader(Grader):
     # -- extraction -----------------------------------------------------------------------------------
     def extract(self, response: str) -> str | None:
         """The final answer of ``response`` as LaTeX text (delimiters removed), or ``None``."""
-        if not response or not response.strip():
+        text = final_part(response)
+        if not text.strip():
             return None
-        text = response
         candidate = last_boxed(text)
         if candidate is None:
             candidate = answer_line(text)
+            if candidate is not None:
+                candidate = _formula_of(candidate)
         if candidate is None and ("\\boxed" in text or "\\fbox" in text):
             return None  # a box was opened but never closed (a truncated reply)
         if candidate is None:

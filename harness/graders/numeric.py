@@ -18,7 +18,7 @@ import re
 from fractions import Fraction
 
 from ._base import Grader, gold_text
-from ._normalize import answer_line, first_number, last_boxed, last_number, numbers_in
+from ._normalize import answer_line, final_part, first_number, last_boxed, last_number, numbers_in
 
 _HASHES = re.compile(r"####\s*(?P<rest>[^\n]*)")
 _ANSWER_IS = re.compile(r"(?<!\w)(?:the\s+)?(?:final\s+)?answer\s+is\s*[:：]?\s*(?P<rest>[^\n]*)", re.IGNORECASE)
@@ -32,7 +32,8 @@ def find_final_number(response: str) -> tuple[Fraction, str] | None:
     Order: last ``\\boxed{}`` with a number in it, "The answer is N", ``#### N``, an ``A:``/``Answer:`` line,
     then the last number of the whole response. Within a marked span the first number is taken.
     """
-    if not response or not response.strip():
+    response = final_part(response)
+    if not response.strip():
         return None
     boxed = last_boxed(response)
     if boxed is not None:

@@ -19,7 +19,14 @@ from __future__ import annotations
 import re
 
 from ._base import Grader, GraderOptionError, gold_text
-from ._normalize import answer_line, last_boxed, normalize_text, strip_markdown, strip_math_delimiters
+from ._normalize import (
+    answer_line,
+    final_part,
+    last_boxed,
+    normalize_text,
+    strip_markdown,
+    strip_math_delimiters,
+)
 
 _LEAD = re.compile(r"^\s*(?:A|Answer|Final\s+answer)\s*[:：]\s*", re.IGNORECASE)
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm)\s*\{([^{}]*)\}")
@@ -59,9 +66,9 @@ class ShortAnswerGrader(Grader):
 
     def extract(self, response: str) -> str | None:
         """The short answer of ``response`` (see the module docstring), or ``None`` when it is blank."""
-        if not response or not response.strip():
+        text = strip_markdown(final_part(response))
+        if not text.strip():
             return None
-        text = strip_markdown(response)
         candidate = last_boxed(text)
         if candidate is None:
             candidate = answer_line(text)
