@@ -37,7 +37,8 @@ capcal's retries on top:
   ``ModelError("cannot reach ...")``.
 * **API key**: read from the environment variable ``api_key_env`` (default ``OPENAI_API_KEY``); when unset,
   the placeholder ``"EMPTY"`` is sent (local servers need none). The key is never part of
-  :meth:`OpenAIBackend.describe`, and neither is a password in a URL.
+  :meth:`OpenAIBackend.describe`; a base URL with ``user:password@`` in it is refused (one-line error that
+  does not repeat the password).
 
 Results reach ``on_result`` as soon as each HTTP request has finished, in the thread that called
 :meth:`OpenAIBackend.generate`: the event loop runs inside ``generate`` (when that thread already runs an
@@ -146,14 +147,20 @@ def _to_num(name: str, value: Any, kind: type, minimum: float) -> Any:
 
 
 def _split_urls(base_url: str | Sequence[str]) -> list[str]:
-    parts = base_url.replace("|", " ").replace(";", " ").split() if isinstance(base_url, str) else list(base_url)
+    if isinstance(base_url, str):
+        parts = base_url.replace("|", " ").replace(";", " ").replace(",", " ").split()
+    else:
+        parts = list(base_url)
     urls = [str(u).rstrip("/") for u in parts if str(u).strip()]
     if not urls:
         raise ModelError("openai backend: base_url is empty")
     for u in urls:
         p = urllib.parse.urlsplit(u)
         if p.scheme not in ("http", "https") or not p.netloc:
-            raise ModelError(f"openai backend: base_url {u!r} is not an http(s) URL")
+            raise ModelError(f"openai backend: base_url {_public_url(u)!r} is not an http(s) URL")
+        if p.username is not None or p.password is not None:
+            raise ModelError(f"openai backend: base_url {_public_url(u)!r} must not hold a user or password; "
+                             "put the API key in the environment variable named by api_key_env")
     return urls
 
 
@@ -235,8 +242,8 @@ class OpenAIBackend(ModelBackend):
     Args:
         model: the model name sent in every request (and part of the store key). ``None``: the first id
             that ``GET <base_url>/models`` lists.
-        base_url: one URL (``http://host:8000/v1``), several separated by ``|``, ``;`` or whitespace, or a
-            list of URLs.
+        base_url: one URL (``http://host:8000/v1``), several separated by ``,``, ``|``, ``;`` or whitespace
+            (``--model_args 'base_url="http://a:8000/v1,http://b:8000/v1"'``), or a list of URLs.
         mode: ``"chat"`` or ``"completions"``.
         concurrency: most HTTP requests in flight at once, over all URLs (default 64).
         max_n: most samples asked for in one request (``n``); 1 sends one request per sample.
@@ -445,11 +452,6 @@ class OpenAIBackend(ModelBackend):
 
         try:
             resp = await ep.client.post(self._path, body=body, cast_to=httpx2.Response)
-            data = json.loads(resp.content)
-            choices = data["choices"]
-            if not isinstance(choices, list) or not choices:
-                raise _Transient("response without choices")
-            return choices
         except openai.APIStatusError as e:
             status = e.status_code
             if status in _RETRY_STATUS or status >= 500:
@@ -462,10 +464,17 @@ class OpenAIBackend(ModelBackend):
                 raise _Transient(f"timed out after {self.timeout:g} s") from None
             raise _Transient("connection refused" if refused else f"connection error: {e.__cause__ or e}",
                              refused=refused) from None
-        except (ValueError, KeyError, TypeError) as e:
-            raise _Transient(f"malformed response ({type(e).__name__}: {e})") from None
-        except (httpx2.HTTPError, OSError) as e:
+        except (httpx2.TransportError, OSError) as e:
             raise _Transient(f"transport error: {e}") from None
+        except (openai.OpenAIError, httpx2.HTTPError, ValueError, TypeError) as e:  # not worth retrying
+            raise ModelError(f"{_public_url(ep.url)}{self._path}: request failed: {e}") from None
+        try:
+            choices = json.loads(resp.content)["choices"]
+        except (ValueError, KeyError, TypeError) as e:  # truncated or otherwise broken JSON
+            raise _Transient(f"malformed response ({type(e).__name__}: {e})") from None
+        if not isinstance(choices, list) or not choices:
+            raise _Transient("response without choices")
+        return choices
 
     async def _run_job(self, prep: _Prepared, lo: int, hi: int, queue: asyncio.Queue, state: dict) -> None:
         if hi - lo > 1 and self._n_honoured is False:
