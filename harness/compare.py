@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from .analysis import point_metrics
 from .bootstrap import PreparedEstimator, TaskArrays, bootstrap_metrics, resample_counts
 from .budget import evaluate_budgets
 from .errors import CapcalError
@@ -50,40 +51,44 @@ class CompareError(CapcalError):
 
 # ---------------------------------------------------------------------------------------------------
 # per-question arrays of one task
-def _aligned_targets(rd: RunDir, task: str, ids: np.ndarray) -> TaskArrays:
-    """The targets of ``task`` restricted to (and ordered as) ``ids``."""
+def _aligned_targets(rd: RunDir, task: str, ids: np.ndarray) -> tuple[TaskArrays, np.ndarray]:
+    """The targets of ``task`` restricted to (and ordered as) ``ids``: the bootstrap's arrays and the
+    (Q, n_max) per-sample labels (NaN padded)."""
     t = rd.targets(task)
     pos = {q: i for i, q in enumerate(t.ids)}
     sel = np.array([pos[q] for q in ids], dtype=np.int64)
     n, c = t.n[sel].astype(np.int64), t.c[sel].astype(np.int64)
-    return TaskArrays(mu=c / n, r=t.r[sel].astype(float), n=n, c=c)
+    return TaskArrays(mu=c / n, r=t.r[sel].astype(float), n=n, c=c), t.labels[sel]
 
 
-def prepare(p: np.ndarray, task: TaskArrays, metrics: list[str], n_bins: int = 10) -> PreparedEstimator:
-    """Per-question features of one estimator for the weighted metrics of :mod:`capcal.bootstrap`.
+def prepare(p: np.ndarray, task: TaskArrays, labels: np.ndarray, metrics: list[str],
+            n_bins: int = 10) -> tuple[PreparedEstimator, dict[str, float]]:
+    """One estimator's bootstrap features (:mod:`capcal.bootstrap`) and its metrics on the full data.
 
     The pass@k errors (for every ``passk_mse@K`` asked) and, when ``budget_gain`` is asked, the per-question
     budget gain are computed on the full data and kept fixed across resamples, as in
     :func:`capcal.analysis.analyze`.
+
+    Returns:
+        ``(prepared, point values {metric: value})``; the point values come from
+        :func:`capcal.analysis.point_metrics` (NaN where undefined).
     """
+    valid = np.isfinite(p)
     ks = sorted({int(m.split("@")[1]) for m in metrics if m.startswith("passk_mse@")})
     table = passk_table(task.n, task.c)
     err2 = {k: (passk_predicted(p, k) - table[:, k]) ** 2 for k in ks}
+    point = point_metrics(p, task.mu, task.r, labels, n_bins)
+    for k in ks:
+        point[f"passk_mse@{k}"] = float(np.mean(err2[k][valid])) if valid.any() else np.nan
     gain = None
     if "budget_gain" in metrics:
-        valid = np.isfinite(p)
         budgets = [b for b in DEFAULT_BUDGETS if b <= task.n.min()]
         if valid.any() and budgets:
             bud = evaluate_budgets(p[valid], task.n[valid], task.c[valid], budgets, table[valid])
             gain = np.zeros(len(p))
             gain[valid] = bud.per_question_gain()
-    return PreparedEstimator(p, task, n_bins, "equal_width", err2, gain)
-
-
-def point_values(est: PreparedEstimator, task: TaskArrays) -> dict[str, float]:
-    """The metrics of the full data (every question weight 1)."""
-    w = np.ones((1, task.mu.size))
-    return {m: float(v[0]) for m, v in est.metrics(w @ est.features, w, task, None).items()}
+            point["budget_gain"] = float(np.mean(gain[valid]))
+    return PreparedEstimator(p, task, n_bins, "equal_width", err2, gain), point
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -258,7 +263,7 @@ def compare_runs(base: str | Path, new: str | Path, *, metric: str = "cc_brier",
         if len(shared) < max(len(ids_b), len(ids_n)):
             cmp.warnings.append(f"{task}: compared on the {len(shared)} shared questions "
                                 f"(BASE has {len(ids_b)}, NEW {len(ids_n)})")
-        tb, tn = _aligned_targets(rb, task, shared), _aligned_targets(rn, task, shared)
+        (tb, lb), (tn, ln) = _aligned_targets(rb, task, shared), _aligned_targets(rn, task, shared)
         cmp.accuracy.append(_accuracy(task, tb, tn, alpha, n_boot, seed))
         task_metrics = [m for m in wanted if not m.startswith("passk_mse@")
                         or int(m.split("@")[1]) <= min(tb.n.min(), tn.n.min())]
@@ -270,8 +275,8 @@ def compare_runs(base: str | Path, new: str | Path, *, metric: str = "cc_brier",
         for est in sorted(names_b & names_n):
             pb = rb.estimator_output(task, est, shared)[0]
             pn = rn.estimator_output(task, est, shared)[0]
-            eb, en = prepare(pb, tb, task_metrics), prepare(pn, tn, task_metrics)
-            point_b, point_n = point_values(eb, tb), point_values(en, tn)
+            eb, point_b = prepare(pb, tb, lb, task_metrics)
+            en, point_n = prepare(pn, tn, ln, task_metrics)
             boot_b = bootstrap_metrics({est: eb}, tb, n_boot, seed)[est] if n_boot else {}
             boot_n = bootstrap_metrics({est: en}, tn, n_boot, seed)[est] if n_boot else {}
             for m in task_metrics:
