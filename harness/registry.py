@@ -162,7 +162,8 @@ class Registry:
 
     @property
     def task_errors(self) -> list[SpecError]:
-        """Spec files that failed to load (each error names file and key)."""
+        """Specs that failed to load, or failed :func:`capcal.taskspec.check_spec` against this registry
+        (unknown grader, missing template, undefined template variable); each error names file and key."""
         return self._task_table[1]
 
     # -- lookups --------------------------------------------------------------------------------
