@@ -476,6 +476,27 @@ class OpenAIBackend(ModelBackend):
             raise _Transient("response without choices")
         return choices
 
+    def _backoff(self, ep: _Endpoint, e: _Transient, attempt: int) -> float:
+        """Seconds to wait before retry ``attempt + 1``, or ModelError when retrying is over."""
+        now = time.monotonic()
+        if e.refused:
+            if ep.refusing_since is None:
+                ep.refusing_since = now
+            ep.skip_until = now + self.cooldown
+            self._check_reachable(now)
+        if attempt >= self.max_retries:
+            if e.refused:
+                raise ModelError(f"cannot reach {_public_url(ep.url)}: connection refused")
+            raise ModelError(f"{_public_url(ep.url)}{self._path}: giving up after {attempt + 1} attempts: {e}")
+        d = min(self.backoff_max, self.backoff_base * 2.0**attempt)
+        if e.wait is not None:  # the server said how long: wait that (capped), plus a little jitter
+            return min(self.backoff_max, e.wait) + random.random() * 0.1 * d
+        delay = d / 2 + random.random() * d / 2
+        if e.refused:  # do not sleep past the moment the server counts as unreachable
+            left = self.unreachable_after - (now - min(x.refusing_since or now for x in self._endpoints))
+            delay = min(delay, max(0.05, left))
+        return delay
+
     async def _run_job(self, prep: _Prepared, lo: int, hi: int, queue: asyncio.Queue, state: dict) -> None:
         if hi - lo > 1 and self._n_honoured is False:
             for j in range(lo + 1, hi):
@@ -493,35 +514,18 @@ class OpenAIBackend(ModelBackend):
             self.stats["http_requests"] += 1
             try:
                 choices = await self._post(ep, body)
+                failure = None
             except _Transient as e:
-                now = time.monotonic()
-                if e.refused:
-                    if ep.refusing_since is None:
-                        ep.refusing_since = now
-                    ep.skip_until = now + self.cooldown
-                    self._check_reachable(now)
-                if attempt >= self.max_retries:
-                    if e.refused:
-                        raise ModelError(f"cannot reach {_public_url(ep.url)}: connection refused") from None
-                    raise ModelError(
-                        f"{_public_url(ep.url)}{self._path}: giving up after {attempt + 1} attempts: {e}"
-                    ) from None
-                d = min(self.backoff_max, self.backoff_base * 2.0**attempt)
-                delay = d / 2 + random.random() * d / 2
-                if e.wait is not None:
-                    delay = min(self.backoff_max, e.wait) + random.random() * 0.1 * d
-                elif e.refused:
-                    left = self.unreachable_after - (now - min(x.refusing_since or now for x in self._endpoints))
-                    delay = min(delay, max(0.05, left))
-                attempt += 1
-                self.stats["retries"] += 1
-                await asyncio.sleep(delay)
-                continue
+                failure = e
             finally:
                 ep.in_flight -= 1
-            ep.refusing_since = None
-            ep.skip_until = 0.0
-            break
+            if failure is None:
+                ep.refusing_since = None
+                ep.skip_until = 0.0
+                break
+            await asyncio.sleep(self._backoff(ep, failure, attempt))
+            attempt += 1
+            self.stats["retries"] += 1
         got = len(choices)
         if got > want:
             choices = sorted(choices, key=lambda c: c.get("index", 0))[:want]
