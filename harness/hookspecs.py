@@ -43,7 +43,7 @@ def capcal_register_graders():
     """Return graders to register, as a mapping ``{name: factory}``.
 
     A factory is called with the spec's ``grader.options`` as keyword arguments and returns an object with
-    ``extract(response: str) -> str | None`` and ``grade(response: str, doc: dict) -> GradeResult``
+    ``extract(response: str) -> str | None`` and ``grade(response: str, fields: dict) -> GradeResult`` (``fields`` = the example's canonical fields)
     (see :class:`capcal.graders.Grader`). Names are what task specs write under ``grader.name``.
     """
 
