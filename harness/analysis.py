@@ -1,0 +1,226 @@
+"""Everything capcal reports for one task: metrics, bootstrap intervals, pass@k and budget curves.
+
+:func:`analyze` works on arrays alone (a :class:`capcal.rundir.Targets` and one confidence array per
+estimator); :func:`analyze_run` reads a run directory and analyses every task in it. The output structure
+is the contract with ``capcal.results`` (docs/architecture.md, "Analysis output"; docs/metrics.md): plain
+Python floats, NaN written as ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics as M
+from .bootstrap import PreparedEstimator, TaskArrays, bootstrap_metrics, percentile_ci
+from .budget import evaluate_budgets
+from .errors import DataError, RunDirError, UnknownNameError
+from .passk import curve_ks, passk_curve, passk_predicted, passk_table
+from .rundir import RunDir, Targets
+
+DEFAULT_KS = (1, 4, 16, 64)
+DEFAULT_BUDGETS = (1, 2, 4, 8, 16, 32, 64)
+
+#: Metric names in the order they are reported.
+METRIC_NAMES = (
+    "cc_brier", "rc_brier", "cc_ece", "rc_ece", "cc_mce", "rc_mce", "cc_logloss", "rc_logloss",
+    "pearson", "spearman", "auroc", "auroc_samples",
+    "cc_reliability", "cc_resolution", "cc_uncertainty", "rc_reliability", "rc_resolution", "rc_uncertainty",
+)
+
+
+def _num(x) -> float | None:
+    """A plain float, or ``None`` for NaN / infinity."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _clean(obj):
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _num(obj)
+    return obj
+
+
+def point_metrics(p, mu, r, labels, n_bins: int = 10, binning: str = "equal_width") -> dict[str, float]:
+    """The calibration metrics of one estimator (the ``METRIC_NAMES``), NaN questions excluded.
+
+    Args:
+        p: (Q,) confidences; mu: (Q,) capability target; r: (Q,) response target;
+        labels: (Q, n_max) per-sample labels with NaN padding.
+    """
+    out = {
+        "cc_brier": M.brier(p, mu), "rc_brier": M.brier(p, r),
+        "cc_ece": M.ece(p, mu, n_bins, binning), "rc_ece": M.ece(p, r, n_bins, binning),
+        "cc_mce": M.mce(p, mu, n_bins, binning), "rc_mce": M.mce(p, r, n_bins, binning),
+        "cc_logloss": M.log_loss(p, mu), "rc_logloss": M.log_loss(p, r),
+        "pearson": M.pearson(p, mu), "spearman": M.spearman(p, mu),
+        "auroc": M.auroc(p, r), "auroc_samples": M.auroc_samples(p, labels),
+    }
+    for name, t in (("cc", mu), ("rc", r)):
+        for part, v in M.brier_decomposition(p, t, n_bins, binning).items():
+            out[f"{name}_{part}"] = v
+    return out
+
+
+def _check_targets(targets: Targets) -> None:
+    q = len(targets.ids)
+    if q == 0:
+        raise DataError("no questions to analyse (the targets are empty)")
+    if np.any(targets.n < 1):
+        bad = targets.ids[np.flatnonzero(targets.n < 1)[0]]
+        raise DataError(f"{int(np.sum(targets.n < 1))} question(s) have no graded samples (first: {bad!r})")
+    if np.any(targets.designated < 0) or np.any(targets.designated >= targets.n):
+        i = int(np.flatnonzero((targets.designated < 0) | (targets.designated >= targets.n))[0])
+        raise DataError(f"question {targets.ids[i]!r}: designated sample {int(targets.designated[i])} "
+                        f"is outside its {int(targets.n[i])} samples")
+
+
+def _check_confidence(name: str, p, q: int) -> np.ndarray:
+    try:
+        arr = np.asarray(p, dtype=float)
+    except (TypeError, ValueError):
+        raise DataError(f"estimator {name!r}: confidences are not numbers") from None
+    if arr.shape != (q,):
+        raise DataError(f"estimator {name!r}: expected {q} confidences, got shape {arr.shape}")
+    bad = np.isfinite(arr) & ((arr < 0) | (arr > 1))
+    if bad.any() or np.isinf(arr).any():
+        raise DataError(f"estimator {name!r}: {int(bad.sum() + np.isinf(arr).sum())} confidence(s) "
+                        f"outside [0, 1]")
+    return arr
+
+
+def analyze(targets: Targets, confidences: Mapping[str, np.ndarray], *, n_boot: int = 1000, seed: int = 0,
+            ks=DEFAULT_KS, budgets=DEFAULT_BUDGETS, reference: str | None = None,
+            n_bins: int = 10, binning: str = "equal_width") -> dict:
+    """Analyse one task: every metric of every estimator, with paired-bootstrap intervals and differences.
+
+    Args:
+        targets: the task's targets (n, c, designated, per-sample labels); every question needs n >= 1.
+        confidences: estimator name -> (Q,) confidences aligned with ``targets.ids`` (NaN = failed).
+        n_boot: bootstrap resamples (0: no intervals, every ``ci`` is ``[None, None]``).
+        seed: bootstrap seed.
+        ks: k for the instance-level pass@k MSE (only ``k <= min n`` are reported).
+        budgets: average budgets B for the allocation curve (only ``B <= min n``).
+        reference: name of the estimator every other one is compared with in ``differences``; ``None``
+            compares every pair (``"A-B"`` for A listed before B).
+        n_bins, binning: ECE / reliability binning (``"equal_width"`` or ``"equal_mass"``).
+
+    Returns:
+        The structure of docs/metrics.md ("Output"): ``n_questions``, ``n_samples``, ``mean_mu``, ``n_boot``,
+        ``seed``, ``actual_passk``, ``estimators`` (per estimator: ``n``, ``n_nan``, ``nan_rate``,
+        ``metrics`` {name: {value, ci}}, ``reliability``, ``passk_curve``, ``budget_curve``) and
+        ``differences``. NaN is ``None``.
+
+    Raises:
+        DataError: empty targets, a question without samples, a designated index out of range, or a
+            confidence array of the wrong length or outside [0, 1].
+        UnknownNameError: ``reference`` is not one of the estimators.
+    """
+    if binning not in M.BINNINGS:
+        raise DataError(f"unknown binning {binning!r}; expected one of {', '.join(M.BINNINGS)}")
+    _check_targets(targets)
+    q = len(targets.ids)
+    conf = {name: _check_confidence(name, p, q) for name, p in confidences.items()}
+    if reference is not None and reference not in conf:
+        raise UnknownNameError("estimator", reference, conf)
+    n = targets.n.astype(np.int64)
+    c = targets.c.astype(np.int64)
+    mu, r, labels = c / n, targets.r.astype(float), targets.labels
+    n_min = int(n.min())
+    table = passk_table(n, c)
+    ks_inst = [int(k) for k in ks if 1 <= k <= n_min]
+    task = TaskArrays(mu=mu, r=r, n=n, c=c)
+    oracle_all = evaluate_budgets(mu, n, c, budgets, table)
+
+    result = {
+        "n_questions": q,
+        "n_samples": {"min": n_min, "max": int(n.max())},
+        "mean_mu": float(mu.mean()),
+        "n_boot": int(n_boot), "seed": int(seed),
+        "actual_passk": [{"k": k, "value": float(table[:, k].mean())} for k in curve_ks(n_min)],
+        "estimators": {}, "differences": {},
+    }
+    prepared: dict[str, PreparedEstimator] = {}
+    values: dict[str, dict[str, float]] = {}
+    for name, p in conf.items():
+        valid = ~np.isnan(p)
+        n_nan = int((~valid).sum())
+        vals = point_metrics(p, mu, r, labels, n_bins, binning)
+        err2 = {k: (passk_predicted(p, k) - table[:, k]) ** 2 for k in ks_inst}
+        for k in ks_inst:
+            vals[f"passk_mse@{k}"] = float(np.mean(err2[k][valid])) if valid.any() else float("nan")
+        if valid.all():
+            bud = evaluate_budgets(p, n, c, budgets, table, oracle=oracle_all)
+        else:
+            bud = evaluate_budgets(p[valid], n[valid], c[valid], budgets, table[valid])
+        gain_q = np.zeros(q)
+        gain_q[valid] = bud.per_question_gain()
+        has_budget = bool(bud.budgets) and valid.any()
+        if has_budget:
+            vals["budget_gain"] = float(np.mean(gain_q[valid]))
+        values[name] = vals
+        prepared[name] = PreparedEstimator(p, task, n_bins, binning, err2, gain_q if has_budget else None)
+        result["estimators"][name] = {
+            "n": q, "n_nan": n_nan, "nan_rate": n_nan / q,
+            "metrics": {},
+            "reliability": {"cc": M.reliability_bins(p, mu, n_bins, binning),
+                            "rc": M.reliability_bins(p, r, n_bins, binning)},
+            "passk_curve": passk_curve(p, n, c, table=table),
+            "budget_curve": bud.curve() if valid.any() else [],
+        }
+
+    boot = bootstrap_metrics(prepared, task, n_boot, seed) if n_boot > 0 else {}
+    for name, vals in values.items():
+        result["estimators"][name]["metrics"] = {
+            m: {"value": v, "ci": list(percentile_ci(boot[name][m])) if boot else [np.nan, np.nan]}
+            for m, v in vals.items()}
+    names = list(conf)
+    pairs = ([(a, reference) for a in names if a != reference] if reference is not None else
+             [(a, b) for i, a in enumerate(names) for b in names[i + 1:]])
+    for a, b in pairs:
+        diff = {}
+        for m in values[a]:
+            if m not in values[b]:
+                continue
+            ci = (list(percentile_ci(boot[a][m] - boot[b][m])) if boot else [np.nan, np.nan])
+            diff[m] = {"value": values[a][m] - values[b][m], "ci": ci}
+        result["differences"][f"{a}-{b}"] = diff
+    return _clean(result)
+
+
+def analyze_run(run_dir: str | Path, **kwargs) -> dict[str, dict]:
+    """Analyse every task of a run directory (targets and every estimator's output).
+
+    Args:
+        run_dir: the run directory (see :mod:`capcal.rundir`).
+        **kwargs: passed to :func:`analyze` (``n_boot``, ``seed``, ``ks``, ``budgets``, ``reference``, ...).
+
+    Returns:
+        ``{task: analysis}`` for every task with targets, sorted by task name.
+
+    Raises:
+        RunDirError: the directory does not exist or holds no task targets.
+    """
+    rd = RunDir(run_dir)
+    if not rd.path.is_dir():
+        raise RunDirError(f"run directory {rd.path} does not exist")
+    tasks = rd.tasks()
+    if not tasks:
+        raise RunDirError(f"{rd.path}: no task has targets yet (tasks/<task>/targets.jsonl)")
+    out = {}
+    for task in tasks:
+        targets = rd.targets(task)
+        conf = {name: rd.estimator_output(task, name, targets.ids)[0] for name in rd.estimators(task)}
+        out[task] = analyze(targets, conf, **kwargs)
+    return out
