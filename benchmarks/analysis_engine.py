@@ -20,7 +20,6 @@ import sys
 import time
 
 import numpy as np
-
 from capcal.analysis import analyze
 from capcal.rundir import Targets
 

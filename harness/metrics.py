@@ -145,7 +145,7 @@ def brier_decomposition(p, target, n_bins: int = 10, binning: str = "equal_width
 def pearson(p, mu) -> float:
     """Pearson correlation of confidence and mu over the valid questions (NaN if either is constant)."""
     p, m = _valid(p, mu)
-    if p.size < 2:
+    if p.size < 2 or p.min() == p.max() or m.min() == m.max():      # a constant: undefined
         return float("nan")
     dp, dm = p - p.mean(), m - m.mean()
     den = np.sqrt(np.sum(dp * dp) * np.sum(dm * dm))
