@@ -52,20 +52,28 @@ def _clean(obj):
     return obj
 
 
-def point_metrics(p, mu, r, labels, n_bins: int = 10, binning: str = "equal_width") -> dict[str, float]:
+def point_metrics(p, mu, r, labels, n_bins: int = 10, binning: str = "equal_width",
+                  counts: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
     """The calibration metrics of one estimator (the ``METRIC_NAMES``), NaN questions excluded.
 
     Args:
         p: (Q,) confidences; mu: (Q,) capability target; r: (Q,) response target;
         labels: (Q, n_max) per-sample labels with NaN padding.
+        n_bins, binning: the binning of ECE, MCE and the decomposition.
+        counts: optional ``(c, n)`` per question, the correct and total samples of ``labels``; saves
+            recounting the label matrix for ``auroc_samples`` when many estimators share it.
     """
+    if counts is None:
+        auroc_samples = M.auroc_samples(p, labels)
+    else:
+        auroc_samples = M.auroc_weighted(p, counts[0], counts[1] - counts[0])
     out = {
         "cc_brier": M.brier(p, mu), "rc_brier": M.brier(p, r),
         "cc_ece": M.ece(p, mu, n_bins, binning), "rc_ece": M.ece(p, r, n_bins, binning),
         "cc_mce": M.mce(p, mu, n_bins, binning), "rc_mce": M.mce(p, r, n_bins, binning),
         "cc_logloss": M.log_loss(p, mu), "rc_logloss": M.log_loss(p, r),
         "pearson": M.pearson(p, mu), "spearman": M.spearman(p, mu),
-        "auroc": M.auroc(p, r), "auroc_samples": M.auroc_samples(p, labels),
+        "auroc": M.auroc(p, r), "auroc_samples": auroc_samples,
     }
     for name, t in (("cc", mu), ("rc", r)):
         for part, v in M.brier_decomposition(p, t, n_bins, binning).items():
@@ -156,7 +164,7 @@ def analyze(targets: Targets, confidences: Mapping[str, np.ndarray], *, n_boot: 
     for name, p in conf.items():
         valid = ~np.isnan(p)
         n_nan = int((~valid).sum())
-        vals = point_metrics(p, mu, r, labels, n_bins, binning)
+        vals = point_metrics(p, mu, r, labels, n_bins, binning, counts=(c, n))
         err2 = {k: (passk_predicted(p, k) - table[:, k]) ** 2 for k in ks_inst}
         for k in ks_inst:
             vals[f"passk_mse@{k}"] = float(np.mean(err2[k][valid])) if valid.any() else float("nan")

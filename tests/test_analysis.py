@@ -160,3 +160,16 @@ def test_analyze_run_reads_a_run_directory(tmp_path, graded, estimators):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RunDirError, match="no task has targets"):
         analyze_run(tmp_path / "empty")
+
+
+def test_all_nan_estimator_and_tiny_tasks():
+    targets = Targets.from_rows([{"id": str(i), "correct": [1, 0, 1, 1] if i % 2 else [0, 0, 0, 0]}
+                                 for i in range(6)])
+    out = analyze(targets, {"dead": np.full(6, np.nan), "ok": np.linspace(0, 1, 6)}, n_boot=20)
+    dead = out["estimators"]["dead"]
+    assert dead["n_nan"] == 6 and dead["nan_rate"] == 1.0 and dead["budget_curve"] == []
+    assert all(m["value"] is None and m["ci"] == [None, None] for m in dead["metrics"].values())
+    assert out["differences"]["dead-ok"]["cc_brier"] == {"value": None, "ci": [None, None]}
+    one = analyze(Targets.from_rows([{"id": "a", "correct": [1, 0]}]), {"x": np.array([0.5])}, n_boot=10)
+    assert one["estimators"]["x"]["metrics"]["auroc"]["value"] is None          # one class
+    assert one["estimators"]["x"]["metrics"]["cc_brier"] == {"value": 0.0, "ci": [0.0, 0.0]}
