@@ -352,3 +352,18 @@ def test_generate_works_inside_a_running_event_loop():
         got, _ = _collect(b, _requests(1, 2, prefix="again"))  # the backend stays usable afterwards
         assert len(got) == 2
         b.close()
+
+
+def test_a_slow_on_result_gets_bigger_batches_not_one_call_per_request():
+    calls: list[int] = []
+
+    def slow_store(pairs):
+        time.sleep(0.02)  # an fsynced write
+        calls.append(len(pairs))
+
+    with StubServer() as srv:
+        b = OpenAIBackend("stub-model", srv.base_url, max_n=1, concurrency=8)
+        b.generate(_requests(30, 2), slow_store)
+        b.close()
+        assert len(srv.request_log) == 60
+    assert sum(calls) == 60 and len(calls) < 30 and max(calls) >= 4

@@ -40,7 +40,9 @@ capcal's retries on top:
   :meth:`OpenAIBackend.describe`; a base URL with ``user:password@`` in it is refused (one-line error that
   does not repeat the password).
 
-Results reach ``on_result`` as soon as each HTTP request has finished, in the thread that called
+Results reach ``on_result`` as soon as their HTTP request has finished (requests that finish in the same turn
+of the event loop, or while a previous ``on_result`` call was running, are handed over together in one call,
+so a slow durable write is made once per batch rather than once per request), in the thread that called
 :meth:`OpenAIBackend.generate`: the event loop runs inside ``generate`` (when that thread already runs an
 event loop, e.g. in a notebook, the loop runs in a helper thread while the caller waits, and ``on_result``
 is called from that helper thread; ``agenerate`` is the coroutine to await instead).
