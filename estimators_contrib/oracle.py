@@ -54,7 +54,9 @@ class Constant(Estimator):
     """
 
     name = "constant"
-    learns = True
+    # It does learn, but fits itself in ``predict`` through ``ctx.split_context`` so that a task without a
+    # training split still gets its documented fallback (a pipeline calls ``fit`` only for ``learns``).
+    learns = False
 
     def __init__(self, value: float | None = None):
         if value is not None and not 0.0 <= float(value) <= 1.0:

@@ -37,7 +37,7 @@ class Verbalized(Estimator):
     needs_model = True
 
     def __init__(self, template: str = "estimators/verbalized.jinja", temperature: float = 0.0,
-                 retry_temperature: float = 1.0, retries: int = 2, max_tokens: int = 32):
+                 retry_temperature: float = 1.0, retries: int = 2, max_tokens: int = 20):
         if int(retries) < 0:
             raise CapcalError(f"verbalized: retries must be >= 0, got {retries}")
         if float(retry_temperature) <= 0 and int(retries) > 0:
