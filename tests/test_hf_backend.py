@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from capcal.models import GenerationRequest, SamplingParams
 from capcal.models.hf_backend import SeededSampler, split_reasoning
 from model_fixtures import embedded_backend_fixture  # noqa: F401 - session fixture "embedded_backend"
@@ -75,6 +74,8 @@ def _numpy_warp(logits, temperature, top_k, top_p, min_p):
     (1.0, 0, 1.0, 0.0), (0.7, 0, 1.0, 0.0), (1.0, 3, 1.0, 0.0), (1.0, 0, 0.8, 0.0), (1.3, 0, 1.0, 0.1),
     (0.9, 5, 0.9, 0.05)])
 def test_warp_matches_numpy_reference(temperature, top_k, top_p, min_p):
+    import torch
+
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(4, 12)).astype(np.float64) * 2
     params = SamplingParams(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
@@ -85,6 +86,8 @@ def test_warp_matches_numpy_reference(temperature, top_k, top_p, min_p):
 
 def test_seeded_sampler_draws_from_the_untruncated_distribution():
     """20,000 rows with their own seeds sampled from one 6-token distribution: chi-square goodness of fit."""
+    import torch
+
     probs = np.array([0.4, 0.25, 0.15, 0.1, 0.06, 0.04])
     n = 20_000
     scores = torch.tensor(np.log(probs), dtype=torch.float32).repeat(n, 1)
@@ -168,6 +171,8 @@ def test_greedy_is_deterministic_and_follows_the_argmax(embedded_backend):
 
 
 def test_logprobs_are_finite_and_match_a_teacher_forced_pass(embedded_backend):
+    import torch
+
     params = SamplingParams(temperature=1.0, max_tokens=10, logprobs=True, top_logprobs=5)
     got, _, _ = collect(embedded_backend, [GenerationRequest(PLANET, params, ["a", "b", "c"], [3, 4, 5])])
     for c in got.values():
@@ -199,6 +204,8 @@ def test_stop_strings_cut_the_text(embedded_backend):
 
 
 def test_hidden_states_shapes_and_padding(embedded_backend):
+    import torch
+
     prompts = [CAPITAL, MATH, PLANET]  # different lengths: two of the three are left-padded
     hs = embedded_backend.hidden_states(prompts, batch_size=3)
     assert hs["last"].shape == (3, 31, 576) and hs["mean"].shape == (3, 31, 576)
@@ -218,6 +225,8 @@ def test_hidden_states_shapes_and_padding(embedded_backend):
 
 
 def test_next_token_logprobs_match_a_manual_forward_pass(embedded_backend):
+    import torch
+
     got = embedded_backend.next_token_logprobs([CAPITAL, MATH], top_k=20, batch_size=2)
     assert len(got) == 2
     for d in got:
