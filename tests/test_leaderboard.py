@@ -59,12 +59,19 @@ def test_mean_over_tasks_with_independent_interval(runs):
     lb = build_leaderboard([doc])
     row = next(r for r in lb.rows if r.estimator == "consistency")
     per_task = [doc["tasks"][t]["estimators"]["consistency"]["metrics"]["cc_brier"] for t in TASKS]
-    mean = (per_task[0]["value"] + per_task[1]["value"]) / 2
-    se = [(m["ci"][1] - m["ci"][0]) / (2 * 1.959963984540054) for m in per_task]
-    half = 1.959963984540054 * math.sqrt(se[0] ** 2 + se[1] ** 2) / 2
+    (v1, (l1, h1)), (v2, (l2, h2)) = [(m["value"], m["ci"]) for m in per_task]
+    mean = (v1 + v2) / 2
+    lo = mean - math.sqrt((v1 - l1) ** 2 + (v2 - l2) ** 2) / 2
+    hi = mean + math.sqrt((h1 - v1) ** 2 + (h2 - v2) ** 2) / 2
     got = row.cell(MEAN, "cc_brier")
     assert got.value == pytest.approx(mean, abs=1e-15)
-    assert (got.lo, got.hi) == (pytest.approx(mean - half, abs=1e-15), pytest.approx(mean + half, abs=1e-15))
+    assert (got.lo, got.hi) == (pytest.approx(lo, abs=1e-15), pytest.approx(hi, abs=1e-15))
+    assert (l1 + l2) / 2 <= got.lo <= got.value <= got.hi <= (h1 + h2) / 2
+    # a single task: the mean column is that task's own cell, interval included
+    single = build_leaderboard([doc], ["cc_brier"])
+    only = build_leaderboard([{**doc, "tasks": {"math_a": doc["tasks"]["math_a"]}}], ["cc_brier"])
+    assert only.rows[0].cell(MEAN, "cc_brier") == only.rows[0].cell("math_a", "cc_brier")
+    assert single.rows[0].cell(MEAN, "cc_brier").lo is not None
 
 
 def test_mean_cell_edge_cases():

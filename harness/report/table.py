@@ -19,7 +19,6 @@ from ..results import is_known_metric, load_results
 #: Headline metrics when the runs do not name a suite (the columns of ``capcal-v1``).
 DEFAULT_METRICS = ["cc_brier", "cc_ece", "rc_brier", "rc_ece", "auroc", "passk_mse@4", "budget_gain"]
 MEAN = "mean"
-_Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -94,9 +93,14 @@ def _cell(entry: Any) -> Cell:
 def mean_cell(cells: list[Cell]) -> Cell:
     """Mean over tasks of one metric, with an interval that treats the tasks as independent.
 
-    Tasks hold disjoint questions, so their bootstrap estimates are independent: each task's standard error
-    is read off its 95% interval, ``se_t = (hi - lo) / (2 * 1.96)``, and the mean's interval is
-    ``mean +- 1.96 * sqrt(sum se_t^2) / T``.
+    Tasks hold disjoint questions, so their bootstrap estimates are independent. Each side of a task's
+    95% percentile interval gives a standard error for that side (``(value - lo) / 1.96`` below,
+    ``(hi - value) / 1.96`` above); the errors of a mean of T independent estimates add in quadrature, so
+
+        lo = mean - sqrt(sum_t (value_t - lo_t)^2) / T,   hi = mean + sqrt(sum_t (hi_t - value_t)^2) / T.
+
+    With one task this is exactly that task's interval; the bounds always lie within
+    ``[mean(lo_t), mean(hi_t)]``, so they never leave the metric's range (a Brier score stays >= 0).
 
     Returns:
         ``Cell(None)`` when any task lacks the value (a mean over a subset would not be comparable); the
@@ -106,11 +110,14 @@ def mean_cell(cells: list[Cell]) -> Cell:
         return Cell(None)
     values = np.array([c.value for c in cells], dtype=float)
     mean = float(values.mean())
+    if len(cells) == 1:
+        return cells[0]
     if any(c.lo is None or c.hi is None for c in cells):
         return Cell(mean)
-    se = np.array([(c.hi - c.lo) / (2 * _Z95) for c in cells], dtype=float)
-    half = _Z95 * float(np.sqrt(np.sum(se**2))) / len(cells)
-    return Cell(mean, mean - half, mean + half)
+    below = np.array([c.value - c.lo for c in cells], dtype=float)
+    above = np.array([c.hi - c.value for c in cells], dtype=float)
+    t = len(cells)
+    return Cell(mean, mean - float(np.sqrt(np.sum(below**2))) / t, mean + float(np.sqrt(np.sum(above**2))) / t)
 
 
 def _suite_label(doc: dict[str, Any]) -> str | None:

@@ -11,10 +11,13 @@ from .table import MEAN, Cell, Leaderboard
 
 
 def fmt_value(value: float | None) -> str:
-    """A number for a table: 3 decimals, scientific below 0.01 in magnitude; ``""`` for ``None``."""
+    """A number for a table: 3 decimals, scientific below 0.01 in magnitude; ``""`` for ``None``.
+
+    Magnitudes below 1e-12 (floating-point noise of an exact zero, e.g. the ECE of a constant) print as 0.
+    """
     if value is None:
         return ""
-    if value == 0 or abs(value) >= 0.01:
+    if abs(value) < 1e-12 or abs(value) >= 0.01:
         return f"{value:.3f}"
     return f"{value:.2e}"
 
