@@ -17,10 +17,22 @@ from pathlib import Path
 import numpy as np
 from capcal.models.base import Completion, GenerationRequest, Messages, ModelBackend, SamplingParams
 
+_IDENTITY_KEYS = ("backend", "model", "gguf_file", "revision", "dtype")
+
+
+def model_identity(backend: ModelBackend) -> dict:
+    """What identifies the model behind a backend: kind, model, weights file, revision, dtype.
+
+    Volatile settings of ``describe()`` (concurrency, whether a server honours ``n``, URLs) are left out,
+    so that cached results survive a change of server or batch size.
+    """
+    desc = backend.describe()
+    return {k: desc.get(k) for k in _IDENTITY_KEYS if desc.get(k) is not None}
+
 
 def completion_key(backend: ModelBackend, messages: Messages, params: SamplingParams, seed: int) -> str:
-    """sha256 over what determines a completion: backend identity, messages, parameters and seed."""
-    payload = json.dumps([backend.describe(), messages, params.to_dict(), int(seed)], sort_keys=True,
+    """sha256 over what determines a completion: model identity, messages, parameters and seed."""
+    payload = json.dumps([model_identity(backend), messages, params.to_dict(), int(seed)], sort_keys=True,
                          ensure_ascii=False, default=str)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 

@@ -14,13 +14,14 @@ from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
 from capcal.models.base import Messages, ModelBackend
 
 from ._common import other_split, subset_context, usable_targets
+from ._generation import model_identity
 
 DEFAULT_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 
 # -- features ---------------------------------------------------------------------------------------------
 def _feature_key(backend: ModelBackend, qid: str, messages: Messages) -> str:
-    payload = json.dumps([backend.describe(), str(qid), messages], sort_keys=True, ensure_ascii=False, default=str)
+    payload = json.dumps([model_identity(backend), str(qid), messages], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 

@@ -202,6 +202,10 @@ class PTrue(Estimator):
                                                                       desc="ptrue")]
             readings, firsts = [], []
             for c in replies:
+                if c.reasoning and not (c.text or "").strip():  # reasoning kept apart, cut before the answer
+                    readings.append((math.nan, "reasoning did not finish (no answer): raise max_tokens"))
+                    firsts.append({})
+                    continue
                 readings.append(ptrue_from_top_logprobs(c.top_logprobs, c.tokens))
                 idx, _ = first_answer_position(c.tokens, len(c.top_logprobs or []))
                 firsts.append(c.top_logprobs[idx] if idx is not None and c.top_logprobs else {})
