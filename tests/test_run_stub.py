@@ -126,3 +126,38 @@ def test_server_that_ignores_n_still_gives_k_distinct_seeded_samples(tmp_path, d
     with SampleStore(out / "samples.sqlite") as store:
         seeds = [rec["completion"]["seed"] for rec in store.get_records(store.keys()).values()]
     assert len(seeds) == limit * k
+
+
+def test_suite_run_with_estimators_and_results(tmp_path, data_dir, capsys):
+    """``--suite capcal-smoke``: the suite's tasks, k, limits and estimators; learned estimators fit on the
+    train split (sampled through the same store), and results.json is written and valid."""
+    from capcal.results import load_results
+    from capcal.rundir import RunDir
+    from capcal.suites import load_suite
+
+    suite = load_suite("capcal-smoke")
+    out = tmp_path / "run"
+    with StubServer(honour_n=True) as srv:
+        rc = main(["run", "--model", "openai", "--model_args", _model_args(srv), "--suite", "capcal-smoke",
+                   "--train-limit", "10", "--data-dir", str(data_dir), "--output", str(out), "--no-progress",
+                   "--bootstrap", "50"])
+        assert rc == 0, capsys.readouterr().err
+    rd = RunDir(out)
+    config = rd.config
+    assert config["suite"] == {"name": "capcal-smoke", "version": suite.version}
+    assert rd.tasks() == sorted(suite.tasks)
+    for name, st in suite.tasks.items():
+        rows = rd.target_rows(name)
+        assert len(rows) == st.limit and all(r["n"] == st.k for r in rows)
+        assert rd.estimators(name) == sorted(suite.estimators)
+        conf, _, _ = rd.estimator_output(name, "oracle_cc")
+        assert list(conf) == [r["mu"] for r in rows]
+    # "constant" learns: it was fitted on the train split, never on the evaluation questions
+    train_rows = [r for r in (out / "tasks" / "gsm8k" / "splits" / "train" / "targets.jsonl").read_text().splitlines()]
+    assert len(train_rows) == 10
+    train_ids = {json.loads(r)["id"] for r in train_rows}
+    assert not train_ids & {r["id"] for r in rd.target_rows("gsm8k")}
+    doc = load_results(out)
+    assert set(doc["tasks"]) == set(suite.tasks) and doc["suite"]["name"] == "capcal-smoke"
+    printed = capsys.readouterr().out
+    assert "gsm8k: 8 questions x k=4" in printed and "results:" in printed
