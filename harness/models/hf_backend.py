@@ -324,19 +324,25 @@ class HFBackend(ModelBackend):
                  progress: Callable[[int], None] | None = None) -> None:
         """Draw every sample of every request in batches of up to ``batch_size`` rows.
 
-        Requests with identical sampling parameters share batches; each sample is one row, seeded with its
-        own seed (recorded in ``Completion.seed``). ``on_result`` receives each batch's samples as soon as
-        the batch is decoded; ``progress`` the number of samples in it.
+        Requests with identical sampling parameters share batches, ordered by prompt length so that a batch
+        holds prompts of similar length (a prompt's samples stay together). Each sample is one row, seeded
+        with its own seed (recorded in ``Completion.seed``). ``on_result`` receives each batch's samples as
+        soon as the batch is decoded; ``progress`` the number of samples in it.
         """
-        groups: dict[SamplingParams, list[tuple[str, str, int]]] = {}
+        if not requests:
+            return
+        groups: dict[SamplingParams, list[tuple[str, str, int, int]]] = {}
         rendered: dict[int, str] = {}
         for req in requests:
             key = id(req.messages)
             if key not in rendered:
                 rendered[key] = self.render(req.messages)
             rows = groups.setdefault(req.params, [])
-            rows.extend((rendered[key], sid, seed) for sid, seed in zip(req.sample_ids, req.seeds, strict=True))
+            rows.extend((rendered[key], sid, seed, key) for sid, seed in zip(req.sample_ids, req.seeds, strict=True))
+        lengths = dict(zip(rendered, (len(ids) for ids in self.tokenizer(
+            list(rendered.values()), add_special_tokens=False)["input_ids"]), strict=True))
         for params, rows in groups.items():
+            rows.sort(key=lambda r: lengths[r[3]])  # similar lengths share a batch; k rows stay together
             for start in range(0, len(rows), self.batch_size):
                 chunk = rows[start:start + self.batch_size]
                 completions = self.generate_batch([r[0] for r in chunk], [r[2] for r in chunk], params)
@@ -345,39 +351,46 @@ class HFBackend(ModelBackend):
                     progress(len(chunk))
 
     # -- forward-only features ------------------------------------------------------------------
-    def _forward(self, prompts: Sequence[str], hidden: bool):
-        enc = self._encode(prompts)
-        with self._torch.inference_mode():
-            out = self.lm(**enc, output_hidden_states=hidden, use_cache=False,
-                          logits_to_keep=1)
-        return enc, out
+    def _length_batches(self, prompts: Sequence[str], batch_size: int) -> list[list[int]]:
+        """Indices of ``prompts`` grouped into batches of similar token length (less padding)."""
+        lengths = [len(ids) for ids in self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
+        order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
     def hidden_states(self, messages: Sequence[Messages], batch_size: int | None = None) -> dict[str, np.ndarray]:
         """Hidden states of every layer at the last prompt token and mean-pooled over the prompt.
 
-        One forward pass per batch of ``batch_size`` prompts (default: the backend's), no generation. The
-        prompt is the chat template with the generation prompt appended, so "last" is the last token the
-        model reads before answering. Padding is on the left and excluded from the mean; position ids follow
-        the real tokens, so a padded prompt gets the same states as alone.
+        One forward pass of the decoder (no language-model head, no KV cache, no generation) per batch of
+        ``batch_size`` prompts (default: the backend's), batched by similar length. The prompt is the chat
+        template with the generation prompt appended, so "last" is the last token the model reads before
+        answering. Padding is on the left and excluded from the mean; position ids follow the real tokens,
+        so a padded prompt gets the same states as alone (up to float rounding).
 
         Returns:
-            ``{"last": (B, L + 1, H), "mean": (B, L + 1, H)}`` float32 arrays (embeddings + L layers).
+            ``{"last": (B, L + 1, H), "mean": (B, L + 1, H)}`` float32 arrays (embeddings + L layers), in
+            the order of ``messages``.
         """
         torch = self._torch
         bs = batch_size or self.batch_size
         prompts = [self.render(m) for m in messages]
-        lasts, means = [], []
-        for start in range(0, len(prompts), bs):
-            enc, out = self._forward(prompts[start:start + bs], hidden=True)
-            hs = torch.stack(out.hidden_states, dim=1).float()  # (b, L+1, T, H)
-            mask = enc["attention_mask"].to(hs.dtype)[:, None, :, None]  # (b, 1, T, 1)
-            lasts.append(hs[:, :, -1, :].cpu().numpy())
-            means.append(((hs * mask).sum(dim=2) / mask.sum(dim=2)).cpu().numpy())
-        if not prompts:
-            n_layers = self.lm.config.num_hidden_layers + 1
-            empty = np.zeros((0, n_layers, self.lm.config.hidden_size), dtype=np.float32)
-            return {"last": empty, "mean": empty.copy()}
-        return {"last": np.concatenate(lasts).astype(np.float32), "mean": np.concatenate(means).astype(np.float32)}
+        n_states = self.lm.config.num_hidden_layers + 1
+        last = np.zeros((len(prompts), n_states, self.lm.config.hidden_size), dtype=np.float32)
+        mean = np.zeros_like(last)
+        decoder = self.lm.get_decoder() if hasattr(self.lm, "get_decoder") else None
+        for idx in self._length_batches(prompts, bs):
+            enc = self._encode([prompts[i] for i in idx])
+            with torch.inference_mode():
+                if decoder is not None:
+                    out = decoder(**enc, output_hidden_states=True, use_cache=False)
+                else:
+                    out = self.lm(**enc, output_hidden_states=True, use_cache=False, logits_to_keep=1)
+                mask = enc["attention_mask"].float()
+                weights = mask / mask.sum(dim=1, keepdim=True)  # (b, T): 1/len on real tokens, 0 on padding
+                states = out.hidden_states
+                last[idx] = torch.stack([h[:, -1, :] for h in states], dim=1).float().cpu().numpy()
+                mean[idx] = torch.stack([torch.bmm(weights[:, None, :], h.float())[:, 0] for h in states],
+                                        dim=1).cpu().numpy()
+        return {"last": last, "mean": mean}
 
     def next_token_logprobs(self, messages: Sequence[Messages], top_k: int = 20,
                             batch_size: int | None = None) -> list[dict[str, float]]:
@@ -395,16 +408,16 @@ class HFBackend(ModelBackend):
         torch = self._torch
         bs = batch_size or self.batch_size
         prompts = [self.render(m) for m in messages]
-        result: list[dict[str, float]] = []
-        for start in range(0, len(prompts), bs):
-            _, out = self._forward(prompts[start:start + bs], hidden=False)
-            logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+        result: list[dict[str, float]] = [{} for _ in prompts]
+        for idx in self._length_batches(prompts, bs):
+            enc = self._encode([prompts[i] for i in idx])
+            with torch.inference_mode():
+                logits = self.lm(**enc, use_cache=False, logits_to_keep=1).logits[:, -1, :]
+            logp = torch.log_softmax(logits.float(), dim=-1)
             top = torch.topk(logp, min(top_k, logp.shape[-1]), dim=-1)
-            for vals, ids in zip(top.values.tolist(), top.indices.tolist(), strict=True):
-                d: dict[str, float] = {}
+            for row, vals, ids in zip(idx, top.values.tolist(), top.indices.tolist(), strict=True):
                 for v, i in zip(vals, ids, strict=True):
-                    _logsumexp_merge(d, self.tokenizer.decode([i]), v)
-                result.append(d)
+                    _logsumexp_merge(result[row], self.tokenizer.decode([i]), v)
         return result
 
     def describe(self) -> dict[str, Any]:
