@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,7 @@ def fit_soft_logistic(x: np.ndarray, mu: np.ndarray, c: float) -> tuple[np.ndarr
     Returns:
         ``(coef (D,), intercept)``. When mu is constant the model is that constant (coef 0).
     """
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     mu = np.clip(np.asarray(mu, dtype=float), 0.0, 1.0)
@@ -96,7 +98,9 @@ def fit_soft_logistic(x: np.ndarray, mu: np.ndarray, c: float) -> tuple[np.ndarr
     yy = np.concatenate([np.ones(pos.sum()), np.zeros(neg.sum())])
     ww = np.concatenate([mu[pos], 1.0 - mu[neg]])
     model = LogisticRegression(C=float(c), max_iter=2000, tol=1e-6)
-    model.fit(xx, yy, sample_weight=ww)
+    with warnings.catch_warnings():  # tiny or separable splits stop early; the fit is still usable
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(xx, yy, sample_weight=ww)
     return model.coef_[0].astype(float), float(model.intercept_[0])
 
 
