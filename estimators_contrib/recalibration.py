@@ -64,6 +64,8 @@ class Calibrator:
         p = np.asarray(p, float)
         out = np.full(p.shape, np.nan)
         ok = np.isfinite(p)
+        if not ok.any():
+            return out
         if self.method == "isotonic":
             out[ok] = self._state.predict(p[ok])
         elif self.method == "platt":

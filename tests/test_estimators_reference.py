@@ -153,6 +153,8 @@ def test_isotonic_matches_sklearn_and_histogram_by_hand():
     ref = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(p, y)
     grid = np.linspace(-0.1, 1.1, 50)
     np.testing.assert_allclose(iso.transform(grid), ref.predict(np.clip(grid, 0, 1)), atol=1e-12)
+    for method in ("isotonic", "platt", "histogram"):  # all-NaN input (every base confidence failed)
+        assert np.isnan(Calibrator(method).fit(p, y).transform([np.nan, np.nan])).all()
     hist = Calibrator("histogram", bins=10).fit([0.3, 0.31, 0.7, 0.75, 1.0, 0.05], [1, 0, 1, 1, 0, 0])
     # 0.3 and 0.31 share bin 3 (mean 0.5), 0.7/0.75 bin 7 (1.0), 1.0 the closed last bin, 0.05 bin 0;
     # an empty bin maps to the overall mean 0.5
