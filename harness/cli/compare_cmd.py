@@ -10,7 +10,6 @@ import json
 import sys
 from pathlib import Path
 
-from ..compare import compare_runs, format_comparison
 from ..runconfig import split_names
 from ..rundir import write_atomic
 
@@ -47,6 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..compare import compare_runs, format_comparison  # scipy: imported only when used
+
     cmp = compare_runs(Path(args.base), Path(args.new), metric=args.metric,
                        metrics=split_names(args.metrics) or None, alpha=args.alpha, n_boot=args.n_boot,
                        seed=args.seed, estimators=split_names(args.estimators) or None)
