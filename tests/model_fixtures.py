@@ -15,15 +15,12 @@ The first load in a fresh cache dequantizes the GGUF (about 10-20 s) into ``$CAP
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 
 @pytest.fixture(scope="session", name="embedded_backend")
 def embedded_backend_fixture():
     """The :class:`capcal.models.embedded.EmbeddedBackend` on the CPU, batch size 16."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from capcal.models.embedded import EmbeddedBackend
 
     backend = EmbeddedBackend(batch_size=16)

@@ -114,9 +114,10 @@ def dequantized_copy(gguf: Path, cache: Path | None = None) -> Path:
         raise ModelError(f"loading the embedded GGUF needs {exc.name}: pip install gguf accelerate") from None
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".build-"))
     try:
-        tok = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        tok = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                        local_files_only=True)
         lm = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
-                                                               dtype=torch.float32)
+                                                               dtype=torch.float32, local_files_only=True)
         save_model(lm, str(tmp / "model.safetensors"))
         lm.config.save_pretrained(tmp)
         lm.generation_config.save_pretrained(tmp)
@@ -152,11 +153,10 @@ class EmbeddedBackend(HFBackend):
 
     def __init__(self, batch_size: int = 32, dtype: str = "float32", device: str = "cpu",
                  cache_dir: str | None = None, num_threads: int | None = None):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub: everything is local
-        gguf = find_gguf()
+        gguf = find_gguf()  # everything below loads with local_files_only: the hub is never contacted
         local = dequantized_copy(gguf, Path(cache_dir) if cache_dir else None)
         super().__init__(str(local), dtype=dtype, device=device, batch_size=batch_size, name=MODEL_NAME,
-                         num_threads=num_threads)
+                         num_threads=num_threads, local_files_only=True)
         self.gguf_sha256 = local.name
 
     def describe(self) -> dict[str, Any]:

@@ -175,6 +175,7 @@ class HFBackend(ModelBackend):
         name: the model name recorded in store keys (default: ``model``).
         revision: HF revision (branch, tag or commit) when ``model`` is a hub id.
         num_threads: torch CPU threads (default: torch's own choice).
+        local_files_only: never contact the hub (``HF_HUB_OFFLINE=1`` does the same process-wide).
 
     Raises:
         capcal.errors.ModelError: torch/transformers missing, bad option, or the model cannot be loaded.
@@ -184,7 +185,7 @@ class HFBackend(ModelBackend):
 
     def __init__(self, model: str, gguf_file: str | None = None, dtype: str = "float32", device: str = "cpu",
                  batch_size: int = 32, name: str | None = None, revision: str | None = None,
-                 num_threads: int | None = None):
+                 num_threads: int | None = None, local_files_only: bool = False):
         torch, transformers = _import_torch_transformers()
         if dtype not in _DTYPES:
             raise ModelError(f"hf backend: dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
@@ -210,6 +211,8 @@ class HFBackend(ModelBackend):
             kwargs["gguf_file"] = gguf_file
         if revision:
             kwargs["revision"] = revision
+        if local_files_only:
+            kwargs["local_files_only"] = True
         try:
             tok = transformers.AutoTokenizer.from_pretrained(self.model_path, **kwargs)
             torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
@@ -424,5 +427,4 @@ class HFBackend(ModelBackend):
         """Backend, model, and how it was loaded (no secrets, no local paths beyond what the user gave)."""
         return {"backend": self.backend, "model": self.model, "gguf_file": self.gguf_file, "dtype": self.dtype,
                 "device": self.device, "batch_size": self.batch_size, "revision": self.revision,
-                "torch_threads": self._torch.get_num_threads() if self.device == "cpu" else None,
-                "hf_hub_offline": os.environ.get("HF_HUB_OFFLINE")}
+                "torch_threads": self._torch.get_num_threads() if self.device == "cpu" else None}
