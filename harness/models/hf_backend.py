@@ -233,6 +233,14 @@ class HFBackend(ModelBackend):
         self.eos_token_ids = sorted(eos_ids)
         self._torch = torch
         self._transformers = transformers
+        self._pieces: dict[int, str] = {}
+
+    def piece(self, token_id: int) -> str:
+        """The text of one token id (decoded alone; cached, since logprob reports decode many ids)."""
+        text = self._pieces.get(token_id)
+        if text is None:
+            text = self._pieces[token_id] = self.tokenizer.decode([token_id])
+        return text
 
     # -- prompt encoding ------------------------------------------------------------------------
     def render(self, messages: Messages) -> str:
@@ -276,7 +284,7 @@ class HFBackend(ModelBackend):
             finish = "stop"
         tokens = logprobs = tops = None
         if params.logprobs or params.top_logprobs:
-            pieces = [self.tokenizer.decode([t]) for t in kept]
+            pieces = [self.piece(t) for t in kept]
             if cut != -1:  # keep the tokens that make up the text before the stop string
                 lengths = np.cumsum([len(piece) for piece in pieces])
                 pieces = pieces[:int(np.searchsorted(lengths, cut)) + 1]
@@ -289,7 +297,7 @@ class HFBackend(ModelBackend):
                     d: dict[str, float] = {}
                     vals, idx = sampler.top_values[s][row].tolist(), sampler.top_ids[s][row].tolist()
                     for v, i in zip(vals, idx, strict=True):
-                        _logsumexp_merge(d, self.tokenizer.decode([i]), v)
+                        _logsumexp_merge(d, self.piece(i), v)
                     if kept[s] not in idx:  # the sampled token is always listed
                         _logsumexp_merge(d, pieces[s], logprobs[s])
                     tops.append(d)
@@ -420,7 +428,7 @@ class HFBackend(ModelBackend):
             top = torch.topk(logp, min(top_k, logp.shape[-1]), dim=-1)
             for row, vals, ids in zip(idx, top.values.tolist(), top.indices.tolist(), strict=True):
                 for v, i in zip(vals, ids, strict=True):
-                    _logsumexp_merge(result[row], self.tokenizer.decode([i]), v)
+                    _logsumexp_merge(result[row], self.piece(i), v)
         return result
 
     def describe(self) -> dict[str, Any]:
