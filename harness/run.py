@@ -36,7 +36,14 @@ from .errors import CapcalError, DataError, ModelError, UnknownNameError
 from .estimators import EstimatorContext, EstimatorOutput
 from .models.base import Completion, GenerationRequest, Messages, ModelBackend, SamplingParams
 from .registry import Registry, get_registry
-from .runconfig import DEFAULT_K, DEFAULT_MAX_TOKENS, RunConfig, derive_seed, redact_secrets
+from .runconfig import (
+    DEFAULT_K,
+    DEFAULT_MAX_TOKENS,
+    RunConfig,
+    derive_seed,
+    parse_estimator_spec,
+    redact_secrets,
+)
 from .rundir import RunDir, Targets, read_jsonl
 from .store import SampleStore, canonical_json, sample_key
 
@@ -163,7 +170,8 @@ class Pipeline:
                 "split": st.split if st else "eval",
             }
         for est in cfg.estimators:
-            self.registry.estimator_class(est)
+            name, params = parse_estimator_spec(est)
+            _build_estimator(self.registry.estimator_class(name), est, params)
 
     def _make_backend(self) -> ModelBackend:
         cfg = self.config
@@ -355,6 +363,12 @@ class Pipeline:
             self._other_splits[(name, split)] = sp
         return self.context(self._other_splits[(name, split)])
 
+    def _optional_split(self, name: str, split: str) -> EstimatorContext | None:
+        try:
+            return self.split_context(name, split)
+        except DataError:
+            return None
+
     def estimate(self, sp: TaskSplit) -> None:
         """Run every requested estimator on ``sp`` (skipping those whose output is up to date)."""
         names = self.config.estimators
@@ -364,7 +378,8 @@ class Pipeline:
                    file=sys.stderr, dynamic_ncols=True)
         for name in bar:
             bar.set_postfix_str(name)
-            est = self.registry.estimator_class(name)()
+            base, params = parse_estimator_spec(name)
+            est = _build_estimator(self.registry.estimator_class(base), name, params)
             fp = _fingerprint("estimator", __version__, name, _params_of(est), sp.targets_fingerprint,
                               self.backend.describe(), self.config.train_limit, self.config.seed)
             stage = f"estimator/{sp.name}/{name}"
@@ -393,11 +408,9 @@ class Pipeline:
     def _predict(self, est: Any, sp: TaskSplit) -> EstimatorOutput:
         ctx = self.context(sp)
         if getattr(est, "learns", False):
-            train = self.split_context(sp.name, "train")
-            try:
-                validation = self.split_context(sp.name, "validation")
-            except DataError:
-                validation = None
+            # Learned estimators fit on the task's training split (validation for selection); a task
+            # without one (triviaqa offline, math500, ...) passes None and the estimator says what it did.
+            train, validation = self._optional_split(sp.name, "train"), self._optional_split(sp.name, "validation")
             est.fit(train, validation)
         out = est.predict(ctx)
         if not isinstance(out, EstimatorOutput):
@@ -451,6 +464,14 @@ def _accepts(factory: Callable[..., Any], name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def _build_estimator(cls: type, label: str, params: dict[str, Any]) -> Any:
+    """``cls(**params)``, with a wrong parameter reported as one line naming the ``--estimators`` item."""
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise CapcalError(f"--estimators {label!r}: {exc}") from None
 
 
 def _params_of(est: Any) -> dict[str, Any]:

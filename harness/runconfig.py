@@ -74,6 +74,31 @@ def split_names(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
     return list(dict.fromkeys(s.strip() for s in items if s and s.strip()))
 
 
+def parse_estimator_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split an ``--estimators`` item into the registered name and its constructor parameters.
+
+    ``"consistency"`` -> ``("consistency", {})``; ``"consistency:m=5:reuse_samples=true"`` ->
+    ``("consistency", {"m": 5, "reuse_samples": True})``. Values are converted like ``--model_args``
+    values (int / float / bool / None). The whole item is the estimator's label in the run directory, so
+    two parameterisations of one estimator can sit side by side.
+
+    Raises:
+        CapcalError: a parameter without ``=`` or an empty name (one line naming the item).
+    """
+    from .models.factories import convert_value
+
+    name, *parts = spec.split(":")
+    if not name.strip():
+        raise CapcalError(f"malformed --estimators item {spec!r}: no estimator name")
+    params: dict[str, Any] = {}
+    for part in parts:
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip().isidentifier():
+            raise CapcalError(f"malformed --estimators item {spec!r}: {part!r} is not key=value")
+        params[key.strip()] = convert_value(value.strip())
+    return name.strip(), params
+
+
 @dataclass
 class RunConfig:
     """What one run does. ``None`` means "the default of the suite, else of the task spec, else capcal's".

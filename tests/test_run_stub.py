@@ -161,3 +161,29 @@ def test_suite_run_with_estimators_and_results(tmp_path, data_dir, capsys):
     assert set(doc["tasks"]) == set(suite.tasks) and doc["suite"]["name"] == "capcal-smoke"
     printed = capsys.readouterr().out
     assert "gsm8k: 8 questions x k=4" in printed and "results:" in printed
+
+
+def test_estimator_parameters_from_the_command_line(tmp_path, data_dir, capsys):
+    """``--estimators name:key=value`` builds the estimator with those parameters; two parameterisations of
+    one estimator sit side by side; a bad parameter is a one-line error (exit 2)."""
+    from capcal.rundir import RunDir
+
+    out = tmp_path / "run"
+    with StubServer(honour_n=True) as srv:
+        base = ["run", "--model", "openai", "--model_args", _model_args(srv), "--tasks", "gsm8k", "--k", "4",
+                "--limit", "3", "--data-dir", str(data_dir), "--output", str(out), "--no-progress",
+                "--bootstrap", "20"]
+        rc = main([*base, "--estimators", "consistency:m=4:reuse_samples=true,consistency:m=2:reuse_samples=true"])
+        assert rc == 0, capsys.readouterr().err
+        rd = RunDir(out)
+        labels = rd.estimators("gsm8k")
+        assert labels == ["consistency:m=2:reuse_samples=true", "consistency:m=4:reuse_samples=true"]
+        for m in (2, 4):
+            meta = rd.estimator_output("gsm8k", f"consistency:m={m}:reuse_samples=true")[2]
+            assert meta["params"]["m"] == m and meta["params"]["reuse_samples"] is True
+        capsys.readouterr()
+        assert main([*base, "--estimators", "consistency:bogus=1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "consistency:bogus=1" in err[0], err
+        assert main([*base, "--estimators", "consistency:m"]) == 2
+        assert "is not key=value" in capsys.readouterr().err

@@ -157,5 +157,5 @@ class ModelBackend(abc.ABC):
         """What identifies this backend in the run configuration (no secrets)."""
         return {"backend": self.backend, "model": self.model}
 
-    def close(self) -> None:
-        """Release resources (connections, threads)."""
+    def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing to release
+        """Release resources (connections, threads). The default does nothing."""
