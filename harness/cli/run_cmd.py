@@ -42,7 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     t.add_argument("--suite", metavar="NAME", help="a suite of registry.yaml (tasks, k, limits, estimators)")
     t.add_argument("--limit", type=int, metavar="N", help="first N questions of each task's evaluation split")
     t.add_argument("--k", type=int, metavar="K", help="samples per question (default: the suite's, else the task's)")
-    t.add_argument("--estimators", default="", metavar="A,B", help="confidence estimators to run after grading")
+    t.add_argument("--estimators", default="", metavar="A,B", help="confidence estimators to run after grading; parameters as name:key=value, "
+                        "e.g. consistency:m=10,probe:pool=mean (see `capcal list estimators`)")
     t.add_argument("--designated", type=int, default=0, metavar="J",
                    help="index of the sample whose correctness is the response target (default 0)")
     s = p.add_argument_group("sampling (always sent explicitly; defaults: the task's temperature, untruncated)")
