@@ -571,11 +571,7 @@ class OpenAIBackend(ModelBackend):
                 if progress is not None:
                     progress(len(batch))
             except BaseException as e:
-                if state["error"] is None:
-                    state["error"] = e
-                done.set()
-                if isinstance(e, asyncio.CancelledError):
-                    raise
+                _stop_on(e, state, done)
                 return
             state["delivered"] += len(batch)
             if state["delivered"] == state["total"]:
@@ -587,11 +583,7 @@ class OpenAIBackend(ModelBackend):
             try:
                 await self._run_job(prep, lo, hi, queue, state)
             except BaseException as e:
-                if state["error"] is None:
-                    state["error"] = e
-                done.set()
-                if isinstance(e, asyncio.CancelledError):
-                    raise
+                _stop_on(e, state, done)
                 return
 
     async def agenerate(
@@ -693,3 +685,12 @@ class OpenAIBackend(ModelBackend):
         with contextlib.suppress(Exception):
             if self._loop is not None and not self._loop.is_closed() and not self._loop.is_running():
                 self.close()
+
+
+def _stop_on(error: BaseException, state: dict, done: asyncio.Event) -> None:
+    """Record the first error of a generation and wake the waiter; a cancellation propagates."""
+    if state["error"] is None:
+        state["error"] = error
+    done.set()
+    if isinstance(error, asyncio.CancelledError):
+        raise error
