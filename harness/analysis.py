@@ -215,7 +215,9 @@ def analyze_run(run_dir: str | Path, **kwargs) -> dict[str, dict]:
         **kwargs: passed to :func:`analyze` (``n_boot``, ``seed``, ``ks``, ``budgets``, ``reference``, ...).
 
     Returns:
-        ``{task: analysis}`` for every task with targets, sorted by task name.
+        ``{task: analysis}`` for every task with targets, sorted by task name; when ``config.json`` names the
+        run's tasks and estimators, files of other tasks or estimators (left by an earlier configuration
+        of a re-used directory) are ignored.
 
     Raises:
         RunDirError: the directory does not exist or holds no task targets.
@@ -224,11 +226,18 @@ def analyze_run(run_dir: str | Path, **kwargs) -> dict[str, dict]:
     if not rd.path.is_dir():
         raise RunDirError(f"run directory {rd.path} does not exist")
     tasks = rd.tasks()
+    # A re-used run directory may hold files of an earlier configuration: keep what config.json names.
+    config = rd.config if rd.config_path.exists() else {}
+    if config.get("tasks"):
+        tasks = [t for t in tasks if t in config["tasks"]]
     if not tasks:
         raise RunDirError(f"{rd.path}: no task has targets yet (tasks/<task>/targets.jsonl)")
     out = {}
     for task in tasks:
         targets = rd.targets(task)
-        conf = {name: rd.estimator_output(task, name, targets.ids)[0] for name in rd.estimators(task)}
+        names = rd.estimators(task)
+        if "estimators" in config:
+            names = [n for n in names if n in config["estimators"]]
+        conf = {name: rd.estimator_output(task, name, targets.ids)[0] for name in names}
         out[task] = analyze(targets, conf, **kwargs)
     return out

@@ -29,4 +29,8 @@ time .venv/bin/capcal run \
   "$@"
 echo
 echo "run directory: $OUT (format: docs/run-directory.md)"
-ls -R "$OUT" | head -40
+# The leaderboard of this run: Markdown here, and all four formats (md, csv, json, html with plots)
+# in $OUT/leaderboard/.
+.venv/bin/capcal leaderboard "$OUT" --output-dir "$OUT/leaderboard" >/dev/null
+.venv/bin/capcal leaderboard "$OUT" --metrics cc_brier,rc_brier,auroc,passk_mse@4
+echo "leaderboard files: $OUT/leaderboard/leaderboard.{md,csv,json,html}"

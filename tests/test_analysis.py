@@ -150,6 +150,11 @@ def test_analyze_run_reads_a_run_directory(tmp_path, graded, estimators):
                                [None if math.isfinite(x) else "unparseable reply" for x in p])
     out = analyze_run(rd.path, n_boot=50, seed=3)
     assert list(out) == ["math_a", "math_b"]
+    # a re-used directory: config.json names what this run has; stale tasks and estimators are ignored
+    rd.write_config({"tasks": {"math_b": {}}, "estimators": ["reward"]})
+    assert list(analyze_run(rd.path, n_boot=10)) == ["math_b"]
+    assert set(analyze_run(rd.path, n_boot=10)["math_b"]["estimators"]) == {"reward"}
+    rd.config_path.unlink()
     assert out["math_a"]["n_questions"] == 60 and out["math_b"]["n_questions"] == 40
     assert set(out["math_b"]["estimators"]) == {"flaky", "reward"}
     direct = analyze(Targets.from_rows(rd.target_rows("math_b")), {"flaky": estimators["flaky"][60:],
