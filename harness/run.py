@@ -18,7 +18,6 @@ recorded (NaN confidences, the reason) and does not stop the run; it is retried 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
 import sys
 import time
@@ -420,17 +419,10 @@ class Pipeline:
         return out
 
     # -- metrics and results --------------------------------------------------------------------------
-    def analyse(self) -> Path | None:
-        """Write ``results.json`` (metrics + applications) unless it is up to date; ``None`` when the
-        analysis modules are not installed."""
-        try:
-            results = importlib.import_module(f"{__package__}.results")
-            importlib.import_module(f"{__package__}.analysis")
-        except ModuleNotFoundError as exc:
-            if exc.name not in (f"{__package__}.results", f"{__package__}.analysis"):
-                raise
-            self.log(f"capcal: note: {exc.name} is not available; results.json not written")
-            return None
+    def analyse(self) -> Path:
+        """Write ``results.json`` (metrics + applications) unless it is up to date."""
+        from . import results  # numpy/scipy-heavy: imported when the stage runs
+
         stages = self.rd.stages()
         inputs = sorted((k, v) for k, v in stages.items() if k.startswith(("targets/", "estimator/")))
         fp = _fingerprint("results", __version__, inputs, self.config.bootstrap, self.config.seed,
