@@ -17,6 +17,7 @@ recorded (NaN confidences, the reason) and does not stop the run; it is retried 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import inspect
 import sys
@@ -459,11 +460,36 @@ def _accepts(factory: Callable[..., Any], name: str) -> bool:
 
 
 def _build_estimator(cls: type, label: str, params: dict[str, Any]) -> Any:
-    """``cls(**params)``, with a wrong parameter reported as one line naming the ``--estimators`` item."""
+    """``cls(**params)``, with a wrong parameter reported as one line naming the ``--estimators`` item.
+
+    A parameter the constructor does not take is reported with the close matches and the full list of the
+    parameters it does take (not Python's ``__init__() got an unexpected keyword argument``).
+    """
+    accepted = _parameter_names(cls)
+    if accepted is not None:
+        for key in params:
+            if key not in accepted:
+                name = label.split(":", 1)[0]
+                close = difflib.get_close_matches(key, accepted, n=2)
+                hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+                raise CapcalError(f"--estimators {label!r}: unknown parameter {key!r} of estimator {name!r}"
+                                  f"{hint}; expected one of: {', '.join(sorted(accepted)) or '(none)'}")
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:
         raise CapcalError(f"--estimators {label!r}: {exc}") from None
+
+
+def _parameter_names(cls: type) -> list[str] | None:
+    """Keyword parameters of ``cls``'s constructor; ``None`` when it takes ``**kwargs`` or has no signature."""
+    try:
+        params = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return [p.name for p in params
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
 
 
 def _params_of(est: Any) -> dict[str, Any]:

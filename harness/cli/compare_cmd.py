@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..runconfig import split_names
 from ..rundir import write_atomic
+from ._help import WrappedDescriptionHelpFormatter
 
 EPILOG = """examples:
   capcal compare runs/base runs/new                         # gate on CC-Brier at alpha 0.05
@@ -28,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Compare NEW with BASE question by question (matched by task and question id): paired "
                     "bootstrap of every metric per task x estimator (NEW - BASE with an interval), exact "
                     "McNemar test on the designated sample's correctness, Wilcoxon signed-rank test on mu.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG, formatter_class=WrappedDescriptionHelpFormatter)
     p.add_argument("base", metavar="BASE", help="run directory of the baseline")
     p.add_argument("new", metavar="NEW", help="run directory of the candidate")
     p.add_argument("--metric", default="cc_brier", help="metric whose significant worsening fails (default cc_brier)")

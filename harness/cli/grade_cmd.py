@@ -18,7 +18,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--responses", required=True, metavar="FILE.jsonl", help="input JSON Lines file")
     parser.add_argument("--output", default=None, metavar="OUT.jsonl",
                         help="write graded lines here (default: standard output)")
-    parser.add_argument("--data-dir", default=None,
+    parser.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None, metavar="DIR",
                         help="local mirror <owner>__<name>/<config>/<split>.jsonl (default $CAPCAL_DATA_DIR, "
                              "else the Hugging Face hub); needed for lines given by 'index'")
     parser.set_defaults(func=run)

@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 from ..report import FORMATS, load_leaderboard, render, write_all
+from ..report.table import check_metric_names
 from ..runconfig import split_names
 from ..rundir import write_atomic
+from ._help import WrappedDescriptionHelpFormatter
 
 EPILOG = """examples:
   capcal leaderboard runs/demo                              # Markdown to stdout
@@ -23,9 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p = subparsers.add_parser(
         "leaderboard", help="tabulate runs: model x estimator rows, headline metrics per task",
         description="Build the leaderboard of one or more run directories from their results.json: rows are "
-                    "model x estimator, columns the headline metrics per task and their mean, with 95%% "
+                    "model x estimator, columns the headline metrics per task and their mean, with 95% "
                     "bootstrap intervals. The HTML format is one self-contained file with plots.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG, formatter_class=WrappedDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (or their results.json files)")
     p.add_argument("--format", choices=list(FORMATS), default="md", help="output format (default: md)")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
@@ -39,7 +41,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    lb = load_leaderboard([Path(r) for r in args.runs], split_names(args.metrics) or None)
+    metrics = split_names(args.metrics) or None
+    if metrics:
+        check_metric_names(metrics)  # a typo fails before any results file is read
+    lb = load_leaderboard([Path(r) for r in args.runs], metrics)
     for warning in lb.warnings:
         print(f"capcal: warning: {warning}", file=sys.stderr)
     if args.output_dir:

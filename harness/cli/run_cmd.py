@@ -13,6 +13,7 @@ import sys
 from typing import NoReturn
 
 from ..runconfig import DEFAULT_TRAIN_LIMIT, RunConfig, split_names
+from ._help import WrappedDescriptionHelpFormatter
 
 EPILOG = """examples:
   capcal run --tasks triviaqa,gsm8k --limit 10 --k 4 --output runs/demo
@@ -29,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "run", help="sample, grade, estimate and score one model on tasks",
         description="Sample k answers per question, grade them into capability and response targets, run "
                     "confidence estimators and write the results into a run directory.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG, formatter_class=WrappedDescriptionHelpFormatter)
     m = p.add_argument_group("model")
     m.add_argument("--model", default="embedded", metavar="NAME",
                    help="registered model backend: embedded (default), hf, openai, or a plugin's")

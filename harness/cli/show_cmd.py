@@ -17,10 +17,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "with the gold answer. TASK is a registered task name or the path of a task spec file "
                     "(.yaml), which is how a new spec is checked before it is registered.")
     parser.add_argument("task", metavar="TASK", help="task name, or path to a task spec .yaml file")
-    parser.add_argument("--limit", type=int, default=3, help="number of documents to show (default 3)")
+    parser.add_argument("--limit", type=int, default=3, metavar="N", help="number of documents to show (default 3)")
     parser.add_argument("--split", default="eval", choices=("eval", "train", "validation"),
                         help="which split role to show (default eval)")
-    parser.add_argument("--data-dir", default=None,
+    parser.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None, metavar="DIR",
                         help="local mirror <owner>__<name>/<config>/<split>.jsonl (default $CAPCAL_DATA_DIR, "
                              "else the Hugging Face hub)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per document instead")

@@ -6,6 +6,7 @@ over tasks. The renderers (:mod:`capcal.report.text`, :mod:`capcal.report.html`)
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CapcalError, UnknownNameError
-from ..results import is_known_metric, load_results
+from ..results import METRIC_DIRECTIONS, is_known_metric, load_results
 
 #: Headline metrics when the runs do not name a suite (the columns of ``capcal-v1``).
 DEFAULT_METRICS = ["cc_brier", "cc_ece", "rc_brier", "rc_ece", "auroc", "passk_mse@4", "budget_gain"]
@@ -149,6 +150,24 @@ def _warnings(docs: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def check_metric_names(metrics: list[str]) -> None:
+    """Raise a one-line error for the first name that is not a metric of the results schema.
+
+    Args:
+        metrics: metric names (``cc_brier``, ``passk_mse@4``, ...).
+
+    Raises:
+        CapcalError: naming the unknown metric, its close matches and every known name.
+    """
+    known = sorted(METRIC_DIRECTIONS)
+    for m in metrics:
+        if not is_known_metric(m):
+            close = difflib.get_close_matches(m, known, n=2)
+            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+            raise CapcalError(f"unknown metric {m!r} for the leaderboard{hint}; expected one of: "
+                              f"{', '.join(known)}, passk_mse@K")
+
+
 def build_leaderboard(documents: list[dict[str, Any]], metrics: list[str] | None = None) -> Leaderboard:
     """Build the leaderboard from validated results documents.
 
@@ -166,9 +185,7 @@ def build_leaderboard(documents: list[dict[str, Any]], metrics: list[str] | None
     if not documents:
         raise CapcalError("no results to put on a leaderboard")
     metrics = list(metrics) if metrics else _headline(documents)
-    for m in metrics:
-        if not is_known_metric(m):
-            raise CapcalError(f"unknown metric {m!r} for the leaderboard")
+    check_metric_names(metrics)
     tasks = sorted({t for d in documents for t in d["tasks"]})
     model_ids = [d["model"]["model_id"] for d in documents]
     rows: list[Row] = []
