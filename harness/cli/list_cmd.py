@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import re
 from typing import Any
 
 KINDS = ("tasks", "graders", "estimators", "models")
@@ -19,10 +20,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+_ROLE = re.compile(r":(?:class|func|meth|attr|mod):`~?([^`]+)`")
+
+
 def _summary(obj: Any) -> str:
-    """First line of an object's docstring (its class's for instances), or ''."""
+    """First line of an object's docstring (its class's for instances), or '', as plain text:
+    Sphinx roles and double backquotes are dropped (``:class:`Foo``` -> ``Foo``)."""
     doc = inspect.getdoc(obj) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    first = doc.strip().splitlines()[0] if doc.strip() else ""
+    return _ROLE.sub(r"\1", first).replace("``", "")
 
 
 def _origin(obj: Any) -> str:
@@ -66,7 +72,7 @@ def render_listing(registry: Any, kind: str | None = None) -> str:
         if k == "tasks":
             rows = task_rows(registry)
         elif k == "graders":
-            rows = [(n, _summary(f)) for n, f in sorted(registry.graders.items())]
+            rows = [(n, _summary(getattr(f, "grader_class", f))) for n, f in sorted(registry.graders.items())]
         elif k == "estimators":
             rows = [(n, _origin(c), _summary(c)) for n, c in sorted(registry.estimators.items())]
         else:
