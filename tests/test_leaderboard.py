@@ -148,3 +148,29 @@ def test_bad_input_is_one_line(runs, capsys, tmp_path):
     assert "unknown metric 'cc_brierr'" in capsys.readouterr().err
     assert main(["leaderboard", str(tmp_path)]) == 2
     assert "no results file" in capsys.readouterr().err
+
+
+def test_failures_and_flags_are_listed(tmp_path, data_dir):
+    """NaN confidences (with their reasons), reply parse rates and the samples-overlap flag of an estimator's
+    meta reach the leaderboard as notes (Markdown section and HTML list); clean estimators stay silent."""
+    from capcal.rundir import RunDir
+
+    rd = make_run(tmp_path, data_dir, "flags", model_id="qwen-flags", tasks={"math": slice(0, 40)})
+    rd = RunDir(rd)
+    conf, _, _ = rd.estimator_output("math", "prm")
+    conf[[3, 7, 11]] = np.nan
+    reasons = ["unparseable reply" if not math.isfinite(p) else None for p in conf]
+    rd.write_estimator("math", "prm", rd.targets("math").ids, conf, reasons,
+                       {"parse_rate": 0.5, "final_parse_rate": 0.925})
+    conf_c, reasons_c, _ = rd.estimator_output("math", "consistency")
+    rd.write_estimator("math", "consistency", rd.targets("math").ids, conf_c, reasons_c, {"samples_overlap_mu": True})
+    write_results(rd.path, n_boot=20, seed=0)
+    lb = load_leaderboard([rd.path])
+    assert lb.notes == [
+        "flags/math/consistency: computed from the samples that define mu",
+        "flags/math/prm: failed on 3 of 40 questions (unparseable reply: 3); reply parse rate 0.925 (first try 0.5)",
+    ]
+    md = render(lb, "md")
+    assert "## Failures and flags" in md and "- flags/math/prm: failed on 3 of 40 questions" in md
+    assert "<h2>Failures and flags</h2>" in render(lb, "html")
+    assert json.loads(render(lb, "json"))["notes"] == lb.notes

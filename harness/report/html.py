@@ -66,11 +66,18 @@ def _plots(lb: Leaderboard) -> str:
     return "".join(out)
 
 
+def _notes(lb: Leaderboard) -> str:
+    if not lb.notes:
+        return ""
+    items = "".join(f"<li>{escape(n)}</li>" for n in lb.notes)
+    return f'<h2>Failures and flags</h2><ul class="notes">{items}</ul>'
+
+
 def to_html(lb: Leaderboard, title: str = "capcal leaderboard") -> str:
     """Render the leaderboard as one self-contained HTML page.
 
     Sections: runs and warnings; a sortable table of the mean over tasks; one sortable table per headline
-    metric (columns = tasks and mean); per run and task, reliability diagrams against both targets, the
+    metric (columns = tasks and mean); failures and flags (:attr:`Leaderboard.notes`); per run and task, reliability diagrams against both targets, the
     pass@k curves (predicted band vs actual) and the budget curves (greedy vs uniform vs oracle).
     Cells carry ``data-value`` with the full-precision number that sorting uses (missing values sort last).
     """
@@ -92,5 +99,5 @@ def to_html(lb: Leaderboard, title: str = "capcal leaderboard") -> str:
         f"<h1>{escape(title)}</h1><ul class=\"meta\">{runs}</ul>{warnings}"
         "<p class=\"meta\">Cells: value [95% paired-bootstrap interval]; ↓ lower is better, ↑ higher is better. "
         "Click a column header to sort.</p>"
-        + "".join(parts) + "<h2>Plots</h2>" + _plots(lb)
+        + "".join(parts) + _notes(lb) + "<h2>Plots</h2>" + _plots(lb)
         + f"<script>{_asset('sort.js')}</script></body></html>\n")

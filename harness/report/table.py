@@ -55,6 +55,8 @@ class Leaderboard:
     Attributes:
         runs: one summary per results document (run name, model, suite, created, capcal version, tasks).
         warnings: why the rows may not be comparable (mixed suites or versions); also printed by the CLI.
+        notes: per run x task x estimator, what qualifies its numbers: failures (NaN share and reasons),
+            verbalized parse rates, consistency samples that overlap the samples defining mu.
         documents: the results documents the table was built from, in input order (the HTML plots use them).
     """
 
@@ -64,6 +66,7 @@ class Leaderboard:
     runs: list[dict[str, Any]]
     warnings: list[str]
     documents: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def columns(self) -> list[str]:
@@ -74,6 +77,7 @@ class Leaderboard:
         """JSON form: tasks, metrics, runs, warnings and rows with ``{task: {metric: {value, ci}}}``."""
         return {
             "tasks": self.tasks, "metrics": self.metrics, "runs": self.runs, "warnings": self.warnings,
+            "notes": self.notes,
             "rows": [{"model": r.model, "run": r.run, "estimator": r.estimator, "suite": r.suite,
                       "cells": {t: {m: r.cell(t, m).to_dict() for m in self.metrics} for t in self.columns}}
                      for r in self.rows],
@@ -206,7 +210,33 @@ def build_leaderboard(documents: list[dict[str, Any]], metrics: list[str] | None
              "suite": _suite_label(d), "created": d["created"], "capcal_version": d["capcal_version"],
              "tasks": sorted(d["tasks"])} for d in documents]
     return Leaderboard(tasks=tasks, metrics=metrics, rows=rows, runs=runs, warnings=_warnings(documents),
-                       documents=list(documents))
+                       documents=list(documents), notes=[n for d in documents for n in estimator_notes(d)])
+
+
+def estimator_notes(doc: dict[str, Any]) -> list[str]:
+    """One line per estimator of one results document whose numbers need a qualifier.
+
+    ``"run/task/name: failed on 3 of 8 questions (unparseable reply: 3); reply parse rate 0.625 (first try
+    0.25)"``; ``"...: computed from the samples that define mu"`` (oracles by design; consistency when it
+    reuses the stored samples). Estimators with nothing to say are left out.
+    """
+    out = []
+    for task_name, task in sorted(doc["tasks"].items()):
+        for name, est in sorted(task["estimators"].items()):
+            parts = []
+            if est.get("n_nan"):
+                reasons = ", ".join(f"{why}: {k}" for why, k in sorted((est.get("failure_reasons") or {}).items()))
+                parts.append(f"failed on {est['n_nan']} of {est['n']} questions" + (f" ({reasons})" if reasons else ""))
+            meta = est.get("meta") or {}
+            if meta.get("parse_rate") is not None:  # estimators that parse model replies report it
+                final = meta.get("final_parse_rate", meta["parse_rate"])
+                parts.append(f"reply parse rate {final:.3g}"
+                             + (f" (first try {meta['parse_rate']:.3g})" if final != meta["parse_rate"] else ""))
+            if meta.get("samples_overlap_mu"):
+                parts.append("computed from the samples that define mu")
+            if parts:
+                out.append(f"{doc['run_name']}/{task_name}/{name}: " + "; ".join(parts))
+    return out
 
 
 def load_leaderboard(paths: list[str | Path], metrics: list[str] | None = None) -> Leaderboard:

@@ -64,6 +64,8 @@ def to_markdown(lb: Leaderboard) -> str:
                     _md_row(["---"] * (len(head) + len(lb.columns)))]
             out += [_md_row([r.model, r.estimator] + [fmt_cell(r.cell(t, m)) for t in lb.columns])
                     for r in lb.rows]
+    if lb.notes:
+        out += ["", "## Failures and flags", ""] + [f"- {n}" for n in lb.notes]
     return "\n".join(out) + "\n"
 
 
