@@ -155,6 +155,9 @@ def analyze(targets: Targets, confidences: Mapping[str, np.ndarray], *, n_boot: 
         "n_questions": q,
         "n_samples": {"min": n_min, "max": int(n.max())},
         "mean_mu": float(mu.mean()),
+        # mean mu(1 - mu): the exact gap between RC-Brier (averaged over every choice of the designated
+        # sample) and CC-Brier, the same for every estimator; also oracle-RC's expected CC-Brier.
+        "bernoulli_variance": float((mu * (1.0 - mu)).mean()),
         "n_boot": int(n_boot), "seed": int(seed),
         "actual_passk": [{"k": k, "value": float(table[:, k].mean())} for k in curve_ks(n_min)],
         "estimators": {}, "differences": {},

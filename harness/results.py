@@ -193,6 +193,7 @@ def _task_record(rd: RunDir, config: dict[str, Any], task: str, analysis: dict[s
         "n_questions": analysis.get("n_questions", len(rows)),
         "n_samples": {"min": n_samples.get("min"), "max": n_samples.get("max")},
         "mean_mu": analysis.get("mean_mu"),
+        "bernoulli_variance": analysis.get("bernoulli_variance"),
         "answer_parse_rate": (sum(e is not None for e in extracted) / len(extracted)) if extracted else None,
         "designated_indices": sorted({int(r.get("designated", 0)) for r in rows}),
         "n_boot": analysis.get("n_boot"),

@@ -34,7 +34,7 @@ def result(graded, estimators):
 
 
 def test_structure_follows_the_contract(result, estimators):
-    assert set(result) == {"n_questions", "n_samples", "mean_mu", "n_boot", "seed", "actual_passk",
+    assert set(result) == {"n_questions", "n_samples", "mean_mu", "bernoulli_variance", "n_boot", "seed", "actual_passk",
                            "estimators", "differences"}
     assert result["n_questions"] == 100 and result["n_samples"] == {"min": 8, "max": 8}
     assert result["mean_mu"] == pytest.approx(0.91) and (result["n_boot"], result["seed"]) == (200, 7)
@@ -178,3 +178,15 @@ def test_all_nan_estimator_and_tiny_tasks():
     one = analyze(Targets.from_rows([{"id": "a", "correct": [1, 0]}]), {"x": np.array([0.5])}, n_boot=10)
     assert one["estimators"]["x"]["metrics"]["auroc"]["value"] is None          # one class
     assert one["estimators"]["x"]["metrics"]["cc_brier"] == {"value": 0.0, "ci": [0.0, 0.0]}
+
+
+def test_bernoulli_variance_is_the_exact_rc_minus_cc_gap(graded):
+    """``bernoulli_variance`` = mean mu(1 - mu) equals, for any estimator, RC-Brier averaged over all n choices
+    of the designated sample minus CC-Brier (sklearn's Brier on each choice), on the real 100 x 8 matrix."""
+    _, targets, reward = graded
+    out = analyze(targets, {"reward": reward}, n_boot=10, seed=0)
+    labels = targets.labels.astype(int)
+    rc_avg = np.mean([brier_score_loss(labels[:, j], reward) for j in range(labels.shape[1])])
+    cc = float(np.mean((reward - targets.mu) ** 2))
+    assert out["bernoulli_variance"] == pytest.approx(rc_avg - cc, abs=1e-12)
+    assert out["bernoulli_variance"] == pytest.approx(float(np.mean(targets.mu * (1 - targets.mu))), abs=1e-15)
