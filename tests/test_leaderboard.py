@@ -174,3 +174,15 @@ def test_failures_and_flags_are_listed(tmp_path, data_dir):
     assert "## Failures and flags" in md and "- flags/math/prm: failed on 3 of 40 questions" in md
     assert "<h2>Failures and flags</h2>" in render(lb, "html")
     assert json.loads(render(lb, "json"))["notes"] == lb.notes
+
+
+def test_markdown_task_summary_has_mu_and_bernoulli_variance(runs):
+    """The Markdown starts with one line per run x task: questions, n, mean mu and mean mu(1 - mu), the
+    latter equal to the value computed from the targets."""
+    from capcal.rundir import RunDir
+
+    a = runs[0]
+    md = render(load_leaderboard([RunDir(a).path]), "md")
+    t = RunDir(a).targets("math_a")
+    expected = f"| `qwen-a` | math_a | 50 | 8 | {float(t.mu.mean()):.3f} | {float((t.mu * (1 - t.mu)).mean()):.3f} |"
+    assert expected in md, md[:800]

@@ -41,6 +41,18 @@ def _md_row(cells: list[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
+def _task_summary(lb: Leaderboard) -> list[str]:
+    """Markdown lines: per run and task, the questions, samples per question, mean mu and mean mu(1 - mu)
+    (the RC-minus-CC Brier gap every estimator shares)."""
+    rows = [_md_row([f"`{doc['run_name']}`", name, str(t["n_questions"]), str(t["n_samples"]["max"]),
+                     fmt_value(t["mean_mu"]) or "–", fmt_value(t.get("bernoulli_variance")) or "–"])
+            for doc in lb.documents for name, t in sorted(doc["tasks"].items())]
+    if not rows:
+        return []
+    head = ["Run", "Task", "Questions", "n", "mean mu", "mean mu(1-mu)"]
+    return [_md_row(head), _md_row(["---"] * len(head)), *rows, ""]
+
+
 def to_markdown(lb: Leaderboard) -> str:
     """Markdown: the runs, any warnings, a table of the mean over tasks, then one table per metric.
 
@@ -51,6 +63,7 @@ def to_markdown(lb: Leaderboard) -> str:
         out.append(f"- run `{run['run']}`: model `{run['model']}` ({run['backend']}), "
                    f"suite {run['suite'] or 'none'}, tasks {', '.join(run['tasks'])}, created {run['created']}")
     out.append("")
+    out += _task_summary(lb)
     for w in lb.warnings:
         out += [f"> **warning:** {w}", ""]
     head = ["Model", "Estimator"]
