@@ -14,8 +14,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ._base import Grader, GraderOptionError, gold_text
-from ._normalize import final_part, first_number, last_boxed, numbers_in
-from .numeric import _A_LINE, _ANSWER_IS, _HASHES
+from ._normalize import final_part, numbers_in
+from .numeric import marked_number
 
 
 def _as_int(value: Fraction) -> int | None:
@@ -42,18 +42,10 @@ class IntegerGrader(Grader):
         response = final_part(response)
         if not response.strip():
             return None
-        boxed = last_boxed(response)
-        if boxed is not None:
-            found = first_number(boxed)
-            if found is not None:
-                value = _as_int(found[0])
-                return str(value) if value is not None else found[1]
-        for pattern in (_ANSWER_IS, _HASHES, _A_LINE):
-            for m in reversed(list(pattern.finditer(response))):
-                found = first_number(m.group("rest"))
-                if found is not None:
-                    value = _as_int(found[0])
-                    return str(value) if value is not None else found[1]
+        found = marked_number(response)
+        if found is not None:
+            value = _as_int(found[0])
+            return str(value) if value is not None else found[1]
         for value, _text in reversed(numbers_in(response)):
             as_int = _as_int(value)
             if as_int is not None:

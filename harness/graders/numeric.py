@@ -26,6 +26,23 @@ _A_LINE = re.compile(r"^[ \t>*#]*(?:A|Answer|Final\s+answer)\s*(?:\*\*)?\s*[:：
                      re.IGNORECASE | re.MULTILINE)
 
 
+def marked_number(response: str) -> tuple[Fraction, str] | None:
+    """The first number of the last explicitly marked answer: the last ``\\boxed{}`` holding a number, else
+    the last "The answer is N", ``#### N`` or ``A:``/``Answer:`` line holding one; ``None`` when no marked
+    span holds a number. ``response`` is the final part (reasoning already removed)."""
+    boxed = last_boxed(response)
+    if boxed is not None:
+        found = first_number(boxed)
+        if found is not None:
+            return found
+    for pattern in (_ANSWER_IS, _HASHES, _A_LINE):
+        for m in reversed(list(pattern.finditer(response))):
+            found = first_number(m.group("rest"))
+            if found is not None:
+                return found
+    return None
+
+
 def find_final_number(response: str) -> tuple[Fraction, str] | None:
     """The final numeric answer of a response as ``(value, canonical text)``, or ``None``.
 
@@ -35,17 +52,9 @@ def find_final_number(response: str) -> tuple[Fraction, str] | None:
     response = final_part(response)
     if not response.strip():
         return None
-    boxed = last_boxed(response)
-    if boxed is not None:
-        found = first_number(boxed)
-        if found is not None:
-            return found
-    for pattern in (_ANSWER_IS, _HASHES, _A_LINE):
-        matches = list(pattern.finditer(response))
-        for m in reversed(matches):
-            found = first_number(m.group("rest"))
-            if found is not None:
-                return found
+    found = marked_number(response)
+    if found is not None:
+        return found
     line = answer_line(response)
     if line:
         found = first_number(line)
