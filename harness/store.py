@@ -54,7 +54,8 @@ class StoreCorruptError(RunDirError):
 def canonical_json(obj: Any) -> str:
     """Canonical JSON text of ``obj``: sorted keys, no whitespace, UTF-8 kept, tuples as lists.
 
-    Dataclasses (e.g. ``SamplingParams``) are converted with :func:`dataclasses.asdict`. Floats keep
+    Dataclasses are converted with their ``to_dict()`` when they have one (``SamplingParams`` leaves an unset
+    ``grammar`` out, so older keys stay valid), else with :func:`dataclasses.asdict`. Floats keep
     Python's shortest round-trip repr, so ``1.0`` and ``1`` give different text (pass numbers with the
     type they have in the request). NaN and infinities are rejected (they are not JSON).
     """
@@ -62,8 +63,9 @@ def canonical_json(obj: Any) -> str:
 
 
 def _plain(obj: Any) -> Any:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return _plain(asdict(obj))
+    if is_dataclass(obj) and not isinstance(obj, type):  # prefer the class's own form (SamplingParams)
+        to_dict = getattr(obj, "to_dict", None)
+        return _plain(to_dict() if callable(to_dict) else asdict(obj))
     if isinstance(obj, Mapping):
         return {str(k): _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

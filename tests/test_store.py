@@ -198,3 +198,18 @@ def test_batched_writes_are_fast(tmp_path):
         read = time.perf_counter() - t0
     assert elapsed < 15.0, f"16,000 samples in 2,000 commits took {elapsed:.1f} s"
     assert read < 5.0
+
+
+def test_grammar_enters_the_key_only_when_set():
+    # the key of unconstrained sampling is the one written before SamplingParams had a grammar field
+    legacy = {"temperature": 0.7, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "max_tokens": 64, "logprobs": False,
+              "top_logprobs": 0, "stop": []}
+    free = SamplingParams(temperature=0.7, max_tokens=64)
+    assert free.to_dict() == legacy
+    assert sample_key("llamacpp", "m", MESSAGES, free, 0) == sample_key("llamacpp", "m", MESSAGES, legacy, 0)
+    forced = SamplingParams(temperature=0.7, max_tokens=64, grammar='root ::= [A-D]')
+    assert forced.to_dict() == {**legacy, "grammar": 'root ::= [A-D]'}
+    assert SamplingParams(**{**forced.to_dict(), "stop": ()}) == forced  # the dict form round-trips
+    keys = {sample_key("llamacpp", "m", MESSAGES, p, 0) for p in
+            (free, forced, SamplingParams(temperature=0.7, max_tokens=64, grammar='root ::= [0-9]+'))}
+    assert len(keys) == 3

@@ -33,6 +33,9 @@ class SamplingParams:
         logprobs: return per-token log-probabilities of the sampled tokens.
         top_logprobs: also return this many alternatives per position (0 = none).
         stop: stop strings.
+        grammar: a GBNF grammar (llama.cpp's format) that the WHOLE completion must match; ``None`` = free
+            text. Backends that cannot constrain decoding raise ``ModelError`` rather than ignore it.
+            It takes part in store keys only when set, so keys of unconstrained samples never change.
     """
 
     temperature: float = 1.0
@@ -43,10 +46,14 @@ class SamplingParams:
     logprobs: bool = False
     top_logprobs: int = 0
     stop: tuple[str, ...] = ()
+    grammar: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the parameters (``stop`` as a list); ``grammar`` only when one is set."""
         d = asdict(self)
         d["stop"] = list(self.stop)
+        if d["grammar"] is None:
+            del d["grammar"]
         return d
 
 

@@ -320,6 +320,9 @@ class HFBackend(ModelBackend):
         torch = self._torch
         if params.temperature < 0:
             raise ModelError(f"temperature must be >= 0, got {params.temperature}")
+        if params.grammar is not None:
+            raise ModelError(f"backend {self.backend!r} cannot constrain decoding to a grammar; "
+                             "use --model llamacpp (GBNF) or a server with structured outputs")
         enc = self._encode(prompts)
         sampler = SeededSampler(params, seeds, record=bool(params.logprobs or params.top_logprobs))
         processors = self._transformers.LogitsProcessorList([sampler])
