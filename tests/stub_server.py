@@ -22,7 +22,8 @@ Subprocess use (e.g. a benchmark, or a test that needs the server outside its ow
     python tests/stub_server.py --port 0 [--no-honour-n] [--rate-429 0.1] [--rate-500 0.1]
         [--rate-stall 0.1] [--rate-drop 0.1] [--rate-truncate 0.1] [--retry-after 0.05] [--stall-s 30]
         [--fault-seed 0] [--max-faults-per-request 2] [--schedule 429,ok,drop] [--reasoning field|think]
-        [--table answers.json] [--log requests.jsonl] [--no-log] [--latency-s 0]
+        [--table answers.json] [--log requests.jsonl] [--no-log] [--latency-s 0] [--max-n 3]
+        [--top-k-min 0] [--owned-by vllm]
 
 prints ``PORT <port>`` on its first stdout line once it is listening, and serves until SIGTERM/SIGINT.
 :func:`spawn_server` wraps that as a context manager (``with spawn_server(...) as srv: srv.base_url``).
@@ -45,7 +46,8 @@ REASONING. ``reasoning="field"`` adds ``message.reasoning_content = "Thinking ab
 FAULTS (:class:`Faults`). Each request gets one outcome: ``ok``, ``429`` (with ``Retry-After`` in whole
 seconds and ``retry-after-ms``), ``500``, ``stall`` (no answer for ``stall_s`` seconds, then a normal answer
 if the client still listens), ``drop`` (headers and half the body sent, then the connection is closed) or
-``truncate`` (200 with a body cut in the middle of the JSON, ``Content-Length`` matching the cut body).
+``truncate`` (200 with a body cut in the middle of the JSON, ``Content-Length`` matching the cut body) or
+``error200`` (a 200 whose body is an ``error`` object, :data:`ERROR_200_MESSAGE`; in ``schedule`` only).
 While ``schedule`` lasts, the i-th request received gets ``schedule[i]``. Afterwards the outcome is drawn
 from the rates with ``H(fault seed, request body, attempt)``, where ``attempt`` counts earlier arrivals of the
 byte-identical body: deterministic whatever the arrival order, and at most ``max_per_request`` faulty
@@ -85,7 +87,9 @@ DEFAULT_CANDIDATES: tuple[str, ...] = (
     "Let me compute: 6 * 7 = 42. The answer is 42.",
     "I am not sure. The answer is 7.",
 )
-OUTCOMES = ("ok", "429", "500", "stall", "drop", "truncate")
+OUTCOMES = ("ok", "429", "500", "stall", "drop", "truncate", "error200")
+#: The message of the ``error200`` outcome (a 200 whose body is an error object, as some servers send).
+ERROR_200_MESSAGE = "This model's maximum context length is 2048 tokens (context length exceeded)"
 _TOKEN_RE = re.compile(r"\s*\S+")
 
 
@@ -161,12 +165,16 @@ class _StubApp:
         latency_s: float,
         log: bool,
         log_path: str | None,
+        max_n: int | None = None,
+        top_k_min: int | None = None,
+        owned_by: str = "capcal-stub",
     ):
         if reasoning not in (None, "field", "think"):
             raise ValueError(f"reasoning must be None, 'field' or 'think', got {reasoning!r}")
         self.model, self.honour_n, self.faults = model, honour_n, faults
         self.reasoning, self.table, self.answer_fn = reasoning, dict(table or {}), answer_fn
         self.latency_s, self.log_enabled = latency_s, log
+        self.max_n, self.top_k_min, self.owned_by = max_n, top_k_min, owned_by
         self.log: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()
         self._log_file = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
@@ -202,7 +210,7 @@ class _StubApp:
 
     async def models(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": "capcal-stub"}]}
+            {"object": "list", "data": [{"id": self.model, "object": "model", "owned_by": self.owned_by}]}
         )
 
     async def get_log(self, request: web.Request) -> web.Response:
@@ -309,6 +317,14 @@ class _StubApp:
             )
         seed = body.get("seed")
         n = body.get("n") or 1
+        top_k = body.get("top_k")
+        if self.top_k_min is not None and isinstance(top_k, int) and top_k < self.top_k_min:
+            # what llama-cpp-python's server does with a field that fails validation: HTTP 500, pydantic text
+            entry.update(body=body, seed=seed, n=n, prompt=prompt, outcome="invalid")
+            self._record(entry)
+            detail = (f"1 validation error for CreateChatCompletionRequest\ntop_k\n  Input should be greater "
+                      f"than or equal to {self.top_k_min} [type=greater_than_equal, input_value={top_k}]")
+            return web.json_response({"error": {"message": detail, "type": "internal_server_error"}}, status=500)
         attempt = self._attempts.get(raw, 0)
         self._attempts[raw] = attempt + 1
         if i < len(self.faults.schedule):
@@ -316,6 +332,8 @@ class _StubApp:
         else:
             outcome = self.faults.draw(raw, attempt)
         n_choices = n if self.honour_n else 1
+        if self.max_n is not None:
+            n_choices = min(n_choices, self.max_n)
         entry.update(body=body, seed=seed, n=n, prompt=prompt, attempt=attempt, outcome=outcome)
         if outcome in ("ok", "stall"):
             entry["choices"] = n_choices
@@ -332,6 +350,9 @@ class _StubApp:
             )
         if outcome == "500":
             return web.json_response({"error": {"message": "internal error", "type": "server_error"}}, status=500)
+        if outcome == "error200":
+            return web.json_response({"error": {"message": ERROR_200_MESSAGE, "type": "invalid_request_error",
+                                                "code": "context_length_exceeded"}}, status=200)
         if outcome == "stall":
             assert self.closing is not None
             with contextlib.suppress(asyncio.TimeoutError):
@@ -369,6 +390,10 @@ class StubServer:
     Args:
         faults: which faults to inject (default none).
         honour_n: return ``n`` choices (vLLM-like); ``False`` returns one choice whatever ``n`` is (llama.cpp).
+        max_n: return at most this many choices per request (a server that caps ``n``); ``None``: no cap.
+        top_k_min: reject a ``top_k`` below this with HTTP 500 and a pydantic validation message, as
+            llama-cpp-python's server does for ``top_k: -1`` (``top_k_min=0``); ``None``: accept any.
+        owned_by: the ``owned_by`` of the model in ``/v1/models`` (``"vllm"``, ``"llamacpp"``, ...).
         model: the model id reported by ``/v1/models``.
         reasoning: ``None``, ``"field"`` (``reasoning_content``) or ``"think"`` (a leading think block).
         table: prompt text -> candidate answers (else :data:`DEFAULT_CANDIDATES`).
@@ -392,10 +417,14 @@ class StubServer:
         log: bool = True,
         log_path: str | None = None,
         port: int = 0,
+        max_n: int | None = None,
+        top_k_min: int | None = None,
+        owned_by: str = "capcal-stub",
     ):
         self._state = _StubApp(
             model=model, honour_n=honour_n, faults=faults or Faults(), reasoning=reasoning, table=table,
-            answer_fn=answer_fn, latency_s=latency_s, log=log, log_path=log_path,
+            answer_fn=answer_fn, latency_s=latency_s, log=log, log_path=log_path, max_n=max_n,
+            top_k_min=top_k_min, owned_by=owned_by,
         )
         self._want_port = port
         self.port: int | None = None
@@ -576,6 +605,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--model", default="stub-model")
     p.add_argument("--no-honour-n", dest="honour_n", action="store_false")
+    p.add_argument("--max-n", type=int, default=None, help="return at most this many choices per request")
+    p.add_argument("--top-k-min", type=int, default=None, help="reject a smaller top_k with a validation 500")
+    p.add_argument("--owned-by", default="capcal-stub")
     p.add_argument("--reasoning", choices=["field", "think"])
     p.add_argument("--table", help="JSON file: {prompt: [candidate answers]}")
     p.add_argument("--latency-s", type=float, default=0.0)
@@ -598,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = json.loads(Path(a.table).read_text(encoding="utf-8")) if a.table else None
     srv = StubServer(
         faults, a.honour_n, model=a.model, reasoning=a.reasoning, table=table, latency_s=a.latency_s,
-        log=a.log, log_path=a.log_path, port=a.port,
+        log=a.log, log_path=a.log_path, port=a.port, max_n=a.max_n, top_k_min=a.top_k_min, owned_by=a.owned_by,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -367,3 +367,158 @@ def test_a_slow_on_result_gets_bigger_batches_not_one_call_per_request():
         b.close()
         assert len(srv.request_log) == 60
     assert sum(calls) == 60 and len(calls) < 30 and max(calls) >= 4
+
+
+# -- a server that caps n, server error bodies, server dialects ------------------------------------------------
+def test_a_server_capping_n_gets_ceil_k_over_cap_requests_per_question():
+    """k = 8 against a server that returns at most 3 choices: after its first short answer the backend asks
+    for 3, 3 and 2, so every question costs exactly ceil(8 / 3) = 3 requests (not 1 + 7 single ones)."""
+    with StubServer(max_n=3) as srv:
+        b = OpenAIBackend("stub-model", srv.base_url, max_n=8, concurrency=4)
+        reqs = _requests(20, 8)
+        got, prog = _collect(b, reqs)
+        b.close()
+        log = srv.request_log
+    assert b.n_cap == 3 and b.n_honoured is False
+    per_q = Counter(e["prompt"] for e in log)
+    assert len(per_q) == 20 and set(per_q.values()) == {math.ceil(8 / 3)}
+    assert len(log) == 20 * 3
+    # only the requests sent before the first short answer came back asked for n = 8 (at most `concurrency`)
+    assert sum(e["n"] == 8 for e in log) <= 4 and all(e["n"] in (8, 3, 2) for e in log)
+    for r in reqs:
+        entries = sorted((e for e in log if e["prompt"] == r.messages[-1]["content"]), key=lambda e: e["seed"])
+        assert [e["seed"] for e in entries] == [r.seeds[0], r.seeds[3], r.seeds[6]]
+        assert [min(e["n"], 3) for e in entries] == [3, 3, 2]
+    by_id = dict(got)
+    assert len(got) == len(by_id) == 160 and sum(prog) == 160
+    # each sample carries the seed of the request that drew it
+    assert [by_id[f"q5-s{j}"].seed for j in range(8)] == [5001] * 3 + [5022] * 3 + [5043] * 2
+
+
+def test_a_200_carrying_an_error_object_quotes_the_server_and_is_not_retried():
+    from stub_server import ERROR_200_MESSAGE
+
+    with StubServer(faults=Faults(schedule=("error200",))) as srv:
+        b = OpenAIBackend("stub-model", srv.base_url, backoff_base=0.01)
+        with pytest.raises(ModelError) as err:
+            b.generate(_requests(1, 1), lambda pairs: None)
+        b.close()
+        assert len(srv.request_log) == 1
+    msg = str(err.value)
+    assert ERROR_200_MESSAGE in msg and "\n" not in msg and "KeyError" not in msg and "choices" not in msg
+    assert "error in a 200 response" in msg
+
+
+def test_server_error_messages_are_quoted():
+    with StubServer(faults=Faults(rate_500=1.0, max_per_request=None)) as srv:
+        b = OpenAIBackend("stub-model", srv.base_url, max_retries=1, backoff_base=0.01)
+        with pytest.raises(ModelError, match=r"giving up after 2 attempts: HTTP 500: internal error$"):
+            b.generate(_requests(1, 1), lambda pairs: None)
+        b.close()
+    bad = GenerationRequest(messages=[{"role": "system", "content": "no user turn"}], params=SamplingParams(),
+                            sample_ids=["x"], seeds=[1])
+    with StubServer() as srv:
+        b = OpenAIBackend("stub-model", srv.base_url)
+        with pytest.raises(ModelError, match=r"HTTP 400: bad request: StopIteration"):
+            b.generate([bad], lambda pairs: None)
+        b.close()
+
+
+def test_top_k_off_is_learned_from_the_first_validation_error():
+    """A server whose validation wants top_k >= 0 (llama-cpp-python's) answers -1 with HTTP 500: the backend
+    switches to 0 once, without backoff, and sends 0 from then on; an explicit top_k is never changed."""
+    with StubServer(top_k_min=0) as srv:
+        b = OpenAIBackend("stub-model", srv.base_url, max_n=1, concurrency=1, backoff_base=5.0)
+        t0 = time.monotonic()
+        got, _ = _collect(b, _requests(3, 2))
+        assert time.monotonic() - t0 < 4.0  # no backoff (5 s) was slept
+        explicit = _requests(1, 1, SamplingParams(top_k=20, max_tokens=8), prefix="explicit")
+        _collect(b, explicit)
+        b.close()
+        log = srv.request_log
+    assert len(got) == 6
+    assert [e["outcome"] for e in log].count("invalid") == 1 and log[0]["body"]["top_k"] == -1
+    assert [e["body"]["top_k"] for e in log[1:]] == [0] * 6 + [20]
+    assert b.describe()["top_k_off"] == 0
+
+
+def test_a_validation_error_that_cannot_be_fixed_fails_at_once_with_the_message():
+    with StubServer(top_k_min=0) as srv:
+        b = OpenAIBackend("stub-model", srv.base_url, top_k_off=-1, backoff_base=5.0)
+        t0 = time.monotonic()
+        with pytest.raises(ModelError, match=r"HTTP 500: .*top_k.*greater than or equal to 0") as err:
+            b.generate(_requests(1, 1), lambda pairs: None)
+        b.close()
+        assert len(srv.request_log) == 1 and time.monotonic() - t0 < 4.0
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("owned_by", "dialect", "off"), [("vllm", "vllm", -1), ("sglang", "sglang", -1),
+                                                           ("llamacpp", "llama.cpp", 0), ("someone", "generic", -1)])
+def test_the_server_dialect_is_detected_from_models(owned_by, dialect, off):
+    with StubServer(owned_by=owned_by) as srv:
+        b = OpenAIBackend("stub-model", srv.base_url)
+        _collect(b, _requests(1, 1))
+        b.close()
+        assert srv.request_log[0]["body"]["top_k"] == off
+    assert b.dialect == dialect and b.describe()["server"] == dialect
+
+
+@pytest.mark.parametrize(("owned_by", "field", "kwargs"), [
+    ("llamacpp", "grammar", {}), ("vllm", "guided_grammar", {}), ("sglang", "ebnf", {}),
+    ("vllm", "structured_outputs", {"grammar_field": "structured_outputs"}), ("someone", "grammar", {"server": "llama.cpp"}),
+])
+def test_a_grammar_goes_into_the_field_the_server_reads(owned_by, field, kwargs):
+    if "grammar" not in SamplingParams.__dataclass_fields__:
+        pytest.skip("SamplingParams has no grammar field in this version")
+    grammar = 'root ::= "The answer is " [0-9]+ "."'
+    params = SamplingParams(max_tokens=16, grammar=grammar)
+    with StubServer(owned_by=owned_by) as srv:
+        b = OpenAIBackend("stub-model", srv.base_url, **kwargs)
+        _collect(b, _requests(1, 2, params))
+        b.close()
+        body = srv.request_log[0]["body"]
+    sent = body[field]
+    assert (sent == {"grammar": grammar}) if field == "structured_outputs" else (sent == grammar)
+    assert not {"grammar", "guided_grammar", "ebnf", "structured_outputs"} - {field} & set(body)
+
+
+def test_a_grammar_for_an_unknown_server_is_an_error_not_dropped():
+    if "grammar" not in SamplingParams.__dataclass_fields__:
+        pytest.skip("SamplingParams has no grammar field in this version")
+    with StubServer(owned_by="someone") as srv:
+        b = OpenAIBackend("stub-model", srv.base_url)
+        with pytest.raises(ModelError, match="grammar_field="):
+            b.generate(_requests(1, 1, SamplingParams(grammar='root ::= "x"')), lambda pairs: None)
+        b.close()
+        assert srv.request_log == []
+
+
+def test_finish_reasons_are_normalised():
+    from capcal.models.openai_backend import finish_reason_of
+
+    assert finish_reason_of({"finish_reason": "stop"}) == "stop"
+    assert finish_reason_of({"finish_reason": "length"}) == "length"
+    assert finish_reason_of({"finish_reason": "eos"}) == "stop"
+    assert finish_reason_of({"finish_reason": None, "message": {"content": "4"}}) == "stop"
+    assert finish_reason_of({"finish_reason": "content_filter"}) == "content_filter"
+    assert finish_reason_of({"finish_reason": "abort"}) == "error"
+    assert finish_reason_of({"finish_reason": "stop", "error": {"message": "upstream died"}}) == "error"
+    assert finish_reason_of({"finish_reason": "weird", "message": {"content": ""}}) == "error"
+    with StubServer() as srv:
+        b = OpenAIBackend("stub-model", srv.base_url)
+        got = dict(_collect(b, _requests(1, 2, SamplingParams(max_tokens=2)))[0])
+        b.close()
+    assert {c.finish_reason for c in got.values()} == {"length"}
+
+
+def test_error_message_reads_the_usual_error_bodies():
+    from capcal.models.openai_backend import error_message
+
+    assert error_message(b'{"error": {"message": "context length exceeded", "code": 400}}') == "context length exceeded"
+    assert error_message(b'{"error": "model not loaded"}') == "model not loaded"
+    assert error_message(b'{"detail": [{"loc": ["body", "top_k"], "msg": "Input should be >= 0"}]}') == \
+        "top_k: Input should be >= 0"
+    assert error_message(b'{"object": "error", "message": "n must be at most 4"}') == "n must be at most 4"
+    assert error_message(b"<html>Bad Gateway</html>\n") == "<html>Bad Gateway</html>"
+    assert len(error_message(b"x" * 1000)) == 300 and error_message(b"") == ""

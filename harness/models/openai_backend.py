@@ -1,23 +1,34 @@
 """OpenAI-compatible backend: vLLM, SGLang, llama.cpp server, or any ``/v1`` endpoint, one URL or several.
 
-Requests go through :class:`openai.AsyncOpenAI` (one client per base URL, sharing nothing but this
-backend's event loop) with a connection pool sized to ``concurrency``, the SDK's own retries off, and
-capcal's retries on top:
+Requests go through capcal's own request loop over one ``aiohttp`` session per base URL (connection pool
+sized to ``concurrency``): per request it costs about what a bare aiohttp loop costs. ``transport="sdk"`` or
+``"httpx"`` sends them through :class:`openai.AsyncOpenAI` instead (the SDK's retries off, capcal's on top).
 
 * **Bounded concurrency**: ``concurrency`` worker coroutines pull jobs from one queue, so at most
   ``concurrency`` HTTP requests are in flight over all URLs together.
 * **Several base URLs**: each request goes to the least-loaded URL (fewest requests in flight, ties in
   turn); a URL that refuses connections is skipped for ``cooldown`` seconds while others answer.
-* **``n`` samples per request**: a request for ``k`` samples of one prompt is sent as ``ceil(k / max_n)``
-  HTTP requests with ``n`` up to ``max_n``, each seeded with the seed of its first sample (the
-  :class:`~capcal.models.base.GenerationRequest` contract). When a server returns fewer choices than ``n``
-  (the llama.cpp server ignores ``n``) the backend remembers it, keeps the choices it got (the first ones,
-  drawn with the request's seed), and asks for every remaining sample in its own request with its own seed.
+* **``n`` samples per request, and a learned cap**: a request for ``k`` samples of one prompt is sent as
+  ``ceil(k / max_n)`` HTTP requests with ``n`` up to ``max_n``, each seeded with the seed of its first sample
+  (the :class:`~capcal.models.base.GenerationRequest` contract). When a server returns fewer choices than
+  ``n`` (vLLM with a lower limit, the llama.cpp server that ignores ``n``), the backend keeps the choices it
+  got (the first ones, drawn with the request's seed), learns that number as the server's cap
+  (:attr:`OpenAIBackend.n_cap`), and asks for the remaining samples, and every later one, in requests of at
+  most that many, each seeded with its first sample's seed: with a cap of 3 and ``k = 8`` that is 3 requests
+  per question; with a cap of 1, one request per sample with its own seed.
 * **Explicit sampling parameters**: every request body carries ``temperature``, ``top_p``, ``max_tokens``,
-  ``seed``, ``n``, ``top_k`` and ``min_p`` (the last two as top-level JSON fields, which is what the SDK's
-  ``extra_body`` produces; vLLM, SGLang and llama.cpp read them there). ``top_k = 0`` ("off" in
-  :class:`~capcal.models.base.SamplingParams`) is sent as ``-1``, the value that means "off" to vLLM, SGLang
-  and llama.cpp alike (vLLM before 0.8 rejects 0).
+  ``seed``, ``n``, ``top_k`` and ``min_p`` (the last two as top-level JSON fields, where vLLM, SGLang and
+  llama.cpp read them). ``top_k = 0`` ("off" in :class:`~capcal.models.base.SamplingParams`) is sent as the
+  value that means "off" to the server: ``-1`` for vLLM and SGLang, ``0`` for the llama.cpp servers (whose
+  validation rejects -1). The server is recognised from ``GET /models`` (``server="auto"``); an unknown
+  server gets -1, and when it rejects that with a validation error naming ``top_k``, the backend switches to 0
+  once and re-sends (never leaving ``top_k`` out, which would let a server default such as llama.cpp's 40
+  truncate silently).
+* **Forced answer formats**: ``SamplingParams.grammar`` (GBNF text) goes into the field the server reads:
+  ``grammar`` (llama.cpp server and llama-cpp-python's server), ``guided_grammar`` (vLLM;
+  ``grammar_field=structured_outputs`` sends ``{"structured_outputs": {"grammar": ...}}`` for newer vLLM),
+  ``ebnf`` (SGLang). A grammar for a server that is not recognised is a one-line error naming
+  ``server=`` / ``grammar_field=``, never silently dropped.
 * **Modes**: ``mode="chat"`` posts ``messages`` to ``/chat/completions``; ``mode="completions"`` posts a
   ``prompt`` to ``/completions``, built from the messages by :func:`messages_to_prompt` (no chat template is
   applied: use it for base models, or render the template yourself into one user message).
@@ -32,9 +43,14 @@ capcal's retries on top:
   409, 5xx, timeouts (``timeout`` seconds per request), broken connections and unparseable or truncated
   JSON are retried with exponential backoff and jitter (``backoff_base * 2**attempt``, capped at
   ``backoff_max``, a uniformly drawn half of it added as jitter), at most ``max_retries`` times per request,
-  then :class:`~capcal.errors.ModelError`. Other 4xx answers (bad request, authentication) are not retried.
-  When every URL has refused connections for ``unreachable_after`` seconds in a row, generation stops with
-  ``ModelError("cannot reach ...")``.
+  then :class:`~capcal.errors.ModelError`. Other 4xx answers (bad request, authentication), validation
+  errors reported as a 5xx (llama-cpp-python's server answers a bad field with HTTP 500) and a 200 whose body
+  is an ``error`` object (``"context length exceeded"``) are not retried. Every such error quotes the
+  server's own message (:func:`error_message`), e.g. ``HTTP 500: top_k: Input should be greater than or
+  equal to 0``. When every URL has refused connections for ``unreachable_after`` seconds in a row,
+  generation stops with ``ModelError("cannot reach ...")``.
+* **Finish reasons**: each choice's ``finish_reason`` is recorded as ``"stop"``, ``"length"``,
+  ``"content_filter"`` or ``"error"`` (:func:`finish_reason_of`).
 * **API key**: read from the environment variable ``api_key_env`` (default ``OPENAI_API_KEY``); when unset,
   the placeholder ``"EMPTY"`` is sent (local servers need none). The key is never part of
   :meth:`OpenAIBackend.describe`; a base URL with ``user:password@`` in it is refused (one-line error that
@@ -56,6 +72,7 @@ import json
 import math
 import os
 import random
+import re
 import threading
 import time
 import urllib.parse
@@ -182,7 +199,7 @@ class _Endpoint:
     """One base URL: its client and its health."""
 
     url: str
-    client: Any = None  # openai.AsyncOpenAI, created inside the backend's event loop
+    client: Any = None  # aiohttp.ClientSession or openai.AsyncOpenAI, made inside the backend's event loop
     in_flight: int = 0
     refusing_since: float | None = None  # start of the current run of refused connections
     skip_until: float = 0.0
@@ -195,6 +212,14 @@ class _Prepared:
 
     def __init__(self, body: dict[str, Any], req: GenerationRequest):
         self.body, self.sample_ids, self.seeds, self.params = body, req.sample_ids, req.seeds, req.params
+
+
+class _Rejected(Exception):
+    """A request the server refused for good (4xx, a validation error, a 200 carrying an ``error``)."""
+
+    def __init__(self, status: int, message: str, in_body: bool = False):
+        super().__init__(message)
+        self.status, self.message, self.in_body = status, message, in_body
 
 
 class _Transient(Exception):
@@ -238,6 +263,123 @@ def _is_refused(exc: BaseException) -> bool:
     return False
 
 
+#: Server dialects the backend knows: what "top_k off" is, and which request field carries a GBNF grammar.
+#: ``generic`` is any other server: top_k off is sent as -1 (learned from the first validation error when the
+#: server wants 0), and a grammar needs ``grammar_field=`` (it is never dropped silently).
+DIALECTS: dict[str, dict[str, Any]] = {
+    "vllm": {"top_k_off": -1, "grammar_field": "guided_grammar"},
+    "sglang": {"top_k_off": -1, "grammar_field": "ebnf"},
+    "llama.cpp": {"top_k_off": 0, "grammar_field": "grammar"},
+    "generic": {"top_k_off": -1, "grammar_field": None},
+}
+_GRAMMAR_FIELDS = ("grammar", "guided_grammar", "structured_outputs", "ebnf")
+#: Phrases of a request-validation error (pydantic, FastAPI, vLLM, llama.cpp): never worth retrying, even when
+#: the server reports it as a 5xx.
+_VALIDATION = re.compile(
+    r"validation error|input should be|greater than or equal|less than or equal|must be (?:at least|at most|"
+    r"greater|less|-1|non-negative|positive|between|one of|a )|field required|extra inputs are not permitted|"
+    r"unexpected keyword|not supported|invalid (?:value|type|literal)|value_error|type_error",
+    re.IGNORECASE,
+)
+
+
+def dialect_of_models(listing: Any) -> str:
+    """The server dialect suggested by a ``GET /models`` answer (``owned_by`` of the first model).
+
+    vLLM reports ``owned_by: "vllm"``, SGLang ``"sglang"``, llama.cpp's ``llama-server`` ``"llamacpp"`` and
+    llama-cpp-python's server ``"me"`` (with a ``permissions`` list); anything else is ``"generic"``.
+    """
+    try:
+        first = listing["data"][0]
+        owner = str(first.get("owned_by", "")).strip().lower()
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return "generic"
+    if owner == "vllm":
+        return "vllm"
+    if owner == "sglang":
+        return "sglang"
+    if owner in ("llamacpp", "llama.cpp", "llama-cpp") or (owner == "me" and "permissions" in first):
+        return "llama.cpp"
+    return "generic"
+
+
+def error_message(raw: bytes | str | None, limit: int = 300) -> str:
+    """The server's own message in an error body, as one line of at most ``limit`` characters.
+
+    Understands ``{"error": {"message": ...}}`` (OpenAI, vLLM, llama.cpp), ``{"error": "..."}``,
+    ``{"message": ...}``, ``{"detail": "..."}`` and FastAPI/pydantic's ``{"detail": [{"loc", "msg"}, ...]}``;
+    anything else is the body's text. An empty body gives ``""``.
+    """
+    if raw is None:
+        return ""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else str(raw)
+    msg = text
+    with contextlib.suppress(ValueError, TypeError):
+        msg = _message_of(json.loads(text)) or text
+    msg = " ".join(str(msg).split())
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
+
+
+def _message_of(obj: Any) -> str:
+    if isinstance(obj, str):
+        return obj
+    if isinstance(obj, list):
+        return "; ".join(m for m in (_message_of(x) for x in obj[:5]) if m)
+    if not isinstance(obj, dict):
+        return ""
+    if "error" in obj and obj["error"]:
+        inner = _message_of(obj["error"])
+        if inner:
+            return inner
+    if "msg" in obj:  # one pydantic error: {"loc": [...], "msg": "..."}
+        loc = obj.get("loc")
+        where = ".".join(str(x) for x in loc if x != "body") if isinstance(loc, (list, tuple)) else ""
+        return f"{where}: {obj['msg']}" if where else str(obj["msg"])
+    for key in ("message", "detail"):
+        if obj.get(key):
+            return _message_of(obj[key])
+    return ""
+
+
+def _error_code(obj: Any) -> int | None:
+    """An HTTP-like status inside a 200's ``error`` object (OpenRouter and proxies put one there)."""
+    err = obj.get("error") if isinstance(obj, dict) else None
+    if not isinstance(err, dict):
+        return None
+    for key in ("code", "status"):
+        with contextlib.suppress(TypeError, ValueError):
+            code = int(err.get(key))
+            if 100 <= code <= 599:
+                return code
+    return None
+
+
+#: ``finish_reason`` values of servers mapped onto the four kinds capcal grades.
+_FINISH = {"stop": "stop", "eos": "stop", "eos_token": "stop", "stop_sequence": "stop", "end_turn": "stop",
+           "tool_calls": "stop", "function_call": "stop", "length": "length", "max_tokens": "length",
+           "model_length": "length", "content_filter": "content_filter", "error": "error", "abort": "error"}
+
+
+def finish_reason_of(choice: dict[str, Any]) -> str:
+    """One of ``"stop"``, ``"length"``, ``"content_filter"``, ``"error"`` for a response choice.
+
+    A choice carrying an ``error`` object, or a finish reason such as ``"abort"``, is ``"error"``; a missing
+    reason (some servers send ``null`` for a finished answer) is ``"stop"``; unknown values are ``"stop"``
+    when there is text, else ``"error"``.
+    """
+    if choice.get("error"):
+        return "error"
+    reason = choice.get("finish_reason")
+    if reason is None:
+        return "stop"
+    mapped = _FINISH.get(str(reason).lower())
+    if mapped is not None:
+        return mapped
+    msg = choice.get("message")
+    text = msg.get("content") if isinstance(msg, dict) else choice.get("text")
+    return "stop" if text else "error"
+
+
 class OpenAIBackend(ModelBackend):
     """Sample from an OpenAI-compatible server (see the module docstring for the behaviour).
 
@@ -248,8 +390,9 @@ class OpenAIBackend(ModelBackend):
             (``--model_args 'base_url="http://a:8000/v1,http://b:8000/v1"'``), or a list of URLs.
         mode: ``"chat"`` or ``"completions"``.
         concurrency: most HTTP requests in flight at once, over all URLs (default 64).
-        max_n: most samples asked for in one request (``n``); 1 sends one request per sample.
-        timeout: seconds per HTTP request (connect, read and write each).
+        max_n: most samples asked for in one request (``n``); 1 sends one request per sample. A server that
+            answers with fewer choices lowers it for the rest of the backend's life (:attr:`n_cap`).
+        timeout: seconds per HTTP request (connect, and each read).
         max_retries: retries per HTTP request before :class:`~capcal.errors.ModelError`.
         backoff_base: first backoff in seconds; doubled after each retry.
         backoff_max: cap of one backoff and of an honoured ``Retry-After``, in seconds.
@@ -257,7 +400,20 @@ class OpenAIBackend(ModelBackend):
         cooldown: seconds a URL that refused a connection is skipped while other URLs work.
         api_key_env: environment variable holding the API key.
         prompt_format: completions mode only, see :func:`messages_to_prompt`.
-        transport: ``"aiohttp"`` (the SDK's aiohttp transport, faster) or ``"httpx"``.
+        transport: ``"aiohttp"`` (default: capcal's own request loop over one ``aiohttp`` session per URL, the
+            fastest), ``"sdk"`` (the ``openai`` SDK's request path over its aiohttp transport) or ``"httpx"``
+            (the SDK over its default httpx transport). Without ``aiohttp`` installed, ``"aiohttp"`` falls
+            back to ``"httpx"``.
+        server: ``"auto"`` (ask ``GET /models`` once: vLLM, SGLang and the llama.cpp servers say who they
+            are), or one of ``vllm``, ``sglang``, ``llama.cpp``, ``generic``: fixes the value sent for
+            "top_k off" and the grammar field (:data:`DIALECTS`).
+        top_k_off: the value sent when ``SamplingParams.top_k`` is 0 (off): ``-1`` (vLLM, SGLang) or ``0``
+            (llama.cpp); ``None``: the server's dialect, corrected once from a validation error that
+            names ``top_k``.
+        grammar_field: the request field that carries ``SamplingParams.grammar``: ``grammar`` (llama.cpp),
+            ``guided_grammar`` (vLLM), ``structured_outputs`` (newer vLLM: ``{"grammar": ...}``) or
+            ``ebnf`` (SGLang); ``None``: the dialect's. A grammar for a server whose field is unknown is an
+            error, never dropped.
 
     Raises:
         ModelError: an invalid argument, or (with ``model=None``) a server that cannot be reached.
@@ -282,14 +438,29 @@ class OpenAIBackend(ModelBackend):
         api_key_env: str = "OPENAI_API_KEY",
         prompt_format: str = "plain",
         transport: str = "aiohttp",
+        server: str = "auto",
+        top_k_off: int | None = None,
+        grammar_field: str | None = None,
     ):
         self.base_urls = _split_urls(base_url)
         if mode not in _MODES:
             raise ModelError(f"openai backend: mode must be 'chat' or 'completions', got {mode!r}")
         if prompt_format not in _PROMPT_FORMATS:
             raise ModelError(f"openai backend: prompt_format must be one of {_PROMPT_FORMATS}, got {prompt_format!r}")
-        if transport not in ("aiohttp", "httpx"):
-            raise ModelError(f"openai backend: transport must be 'aiohttp' or 'httpx', got {transport!r}")
+        if transport not in ("aiohttp", "sdk", "httpx"):
+            raise ModelError(f"openai backend: transport must be 'aiohttp', 'sdk' or 'httpx', got {transport!r}")
+        if server != "auto" and server not in DIALECTS:
+            raise ModelError(f"openai backend: server must be 'auto' or one of {', '.join(DIALECTS)}, got {server!r}")
+        if top_k_off is not None and top_k_off not in (0, -1):
+            raise ModelError(f"openai backend: top_k_off must be 0 or -1, got {top_k_off!r}")
+        if grammar_field is not None and grammar_field not in _GRAMMAR_FIELDS:
+            raise ModelError(f"openai backend: grammar_field must be one of {', '.join(_GRAMMAR_FIELDS)}, "
+                             f"got {grammar_field!r}")
+        if transport == "aiohttp":
+            try:
+                import aiohttp  # noqa: F401
+            except ImportError:
+                transport = "httpx"
         self.mode, self.prompt_format, self.transport = mode, prompt_format, transport
         self.concurrency = _to_num("concurrency", concurrency, int, 1)
         self.max_n = _to_num("max_n", max_n, int, 1)
@@ -300,20 +471,41 @@ class OpenAIBackend(ModelBackend):
         self.unreachable_after = _to_num("unreachable_after", unreachable_after, float, 0.0)
         self.cooldown = _to_num("cooldown", cooldown, float, 0.0)
         self.api_key_env = str(api_key_env)
+        self.server = server
+        self._top_k_off_arg, self._grammar_field_arg = top_k_off, grammar_field
         self._path = _MODES[mode]
         self._endpoints = [_Endpoint(u) for u in self.base_urls]
         self._turn = 0
-        self._n_honoured: bool | None = None  # None until a request with n > 1 has been answered
+        self._n_cap: int | None = None  # learned: the most choices the server returns for one request
+        self._n_full = False  # a request with n > 1 was answered in full
+        self._dialect: str | None = None if server == "auto" else server
+        self._top_k_off: int | None = top_k_off
+        self._top_k_learned = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
-        self.model = str(model) if model else self._first_model()
+        self._headers: dict[str, str] = {}
         self.stats = {"http_requests": 0, "retries": 0, "samples": 0}
+        self.model = str(model) if model else self._first_model()
 
     # -- configuration -----------------------------------------------------------------------------------------
     @property
     def n_honoured(self) -> bool | None:
-        """Whether the server returned ``n`` choices for ``n > 1`` (``None``: not seen yet)."""
-        return self._n_honoured
+        """Whether the server returned ``n`` choices for ``n > 1`` (``None``: not seen yet; ``False``: it
+        returned fewer, see :attr:`n_cap`)."""
+        if self._n_cap is not None:
+            return False
+        return True if self._n_full else None
+
+    @property
+    def n_cap(self) -> int | None:
+        """The most choices the server returned for one request, learned from its first short answer (1 for a
+        server that ignores ``n``); ``None`` while every answer had the ``n`` asked for."""
+        return self._n_cap
+
+    @property
+    def dialect(self) -> str | None:
+        """The server dialect in use (a key of :data:`DIALECTS`); ``None`` until the first generation."""
+        return self._dialect
 
     def describe(self) -> dict[str, Any]:
         """Backend settings for the run configuration; no API key, no password in URLs."""
@@ -325,7 +517,10 @@ class OpenAIBackend(ModelBackend):
             "prompt_format": self.prompt_format if self.mode == "completions" else None,
             "concurrency": self.concurrency,
             "max_n": self.max_n,
-            "n_honoured": self._n_honoured,
+            "n_honoured": self.n_honoured,
+            "n_cap": self._n_cap,
+            "server": self._dialect or self.server,
+            "top_k_off": self._top_k_off,
             "timeout": self.timeout,
             "max_retries": self.max_retries,
             "backoff_base": self.backoff_base,
@@ -337,22 +532,61 @@ class OpenAIBackend(ModelBackend):
     def _api_key(self) -> str:
         return os.environ.get(self.api_key_env) or "EMPTY"
 
+    def _get_models(self, url: str) -> Any:
+        req = urllib.request.Request(url + "/models", headers={"Authorization": f"Bearer {self._api_key()}"})
+        with urllib.request.urlopen(req, timeout=min(self.timeout, 30.0)) as r:
+            return json.loads(r.read())
+
     def _first_model(self) -> str:
         url = self.base_urls[0] + "/models"
-        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self._api_key()}"})
         try:
-            with urllib.request.urlopen(req, timeout=min(self.timeout, 30.0)) as r:
-                data = json.loads(r.read())
-            return str(data["data"][0]["id"])
+            data = self._get_models(self.base_urls[0])
+            model = str(data["data"][0]["id"])
         except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
             raise ModelError(f"cannot reach {_public_url(url)} to find the model name (give model=...): {e}") from None
+        if self._dialect is None:
+            self._dialect = dialect_of_models(data)
+        return model
+
+    def _detect_dialect(self) -> str:
+        """The dialect of the first URL's server from ``GET /models``; ``generic`` when it cannot tell."""
+        try:
+            return dialect_of_models(self._get_models(self.base_urls[0]))
+        except (OSError, ValueError, TypeError):
+            return "generic"
+
+    def _off_value(self) -> int:
+        if self._top_k_off is None:
+            self._top_k_off = DIALECTS.get(self._dialect or "generic", DIALECTS["generic"])["top_k_off"]
+        return self._top_k_off
+
+    def _grammar_field(self) -> str:
+        field = self._grammar_field_arg or DIALECTS.get(self._dialect or "generic", DIALECTS["generic"])["grammar_field"]
+        if field is None:
+            raise ModelError(
+                f"openai backend: a grammar (forced answer format) was asked for, but the server at "
+                f"{_public_url(self.base_urls[0])} is not recognised as vLLM, SGLang or llama.cpp; give "
+                f"server=vllm|sglang|llama.cpp or grammar_field={'|'.join(_GRAMMAR_FIELDS)} in --model_args")
+        return field
 
     def _make_client(self, url: str) -> Any:
+        """The HTTP client of one URL: an ``aiohttp.ClientSession``, or an ``openai.AsyncOpenAI``."""
+        if self.transport == "aiohttp":
+            import aiohttp
+
+            from .. import __version__
+
+            self._headers = {"Authorization": f"Bearer {self._api_key()}", "Content-Type": "application/json",
+                             "Accept": "application/json", "User-Agent": f"capcal/{__version__}"}
+            connector = aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=self.concurrency,
+                                             keepalive_timeout=60.0)
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
+            return aiohttp.ClientSession(connector=connector, timeout=timeout)
         import httpx2
         import openai
 
         limits = httpx2.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        cls = openai.DefaultAioHttpClient if self.transport == "aiohttp" else openai.DefaultAsyncHttpxClient
+        cls = openai.DefaultAioHttpClient if self.transport == "sdk" else openai.DefaultAsyncHttpxClient
         try:
             http_client = cls(limits=limits, timeout=self.timeout)
         except RuntimeError:  # the SDK's aiohttp extra is missing
@@ -363,15 +597,18 @@ class OpenAIBackend(ModelBackend):
 
     # -- request bodies ------------------------------------------------------------------------------------------
     def _base_body(self, req: GenerationRequest) -> dict[str, Any]:
+        """The JSON body every HTTP request for ``req`` shares (``seed``, ``n`` and an off ``top_k`` are set
+        per request)."""
         p: SamplingParams = req.params
         body: dict[str, Any] = {
             "model": self.model,
             "temperature": p.temperature,
             "top_p": p.top_p,
             "max_tokens": p.max_tokens,
-            "top_k": p.top_k if p.top_k > 0 else -1,
             "min_p": p.min_p,
         }
+        if p.top_k > 0:
+            body["top_k"] = p.top_k
         if self.mode == "chat":
             body["messages"] = req.messages
             if p.logprobs or p.top_logprobs > 0:
@@ -384,6 +621,10 @@ class OpenAIBackend(ModelBackend):
                 body["logprobs"] = p.top_logprobs
         if p.stop:
             body["stop"] = list(p.stop)
+        grammar = getattr(p, "grammar", None)
+        if grammar:
+            field = self._grammar_field()
+            body[field] = {"grammar": grammar} if field == "structured_outputs" else grammar
         return body
 
     # -- parsing -------------------------------------------------------------------------------------------------
@@ -422,7 +663,7 @@ class OpenAIBackend(ModelBackend):
                 tokens, token_lps = tokens[drop:], token_lps[drop:] if token_lps is not None else None
                 top = top[drop:] if top is not None else None
         return Completion(
-            text=text, reasoning=reasoning or None, finish_reason=choice.get("finish_reason"), tokens=tokens,
+            text=text, reasoning=reasoning or None, finish_reason=finish_reason_of(choice), tokens=tokens,
             token_logprobs=token_lps, top_logprobs=top, seed=seed,
         )
 
@@ -448,18 +689,29 @@ class OpenAIBackend(ModelBackend):
             urls = ", ".join(_public_url(e.url) for e in self._endpoints)
             raise ModelError(f"cannot reach {urls}: connection refused for {self.unreachable_after:g} s")
 
-    async def _post(self, ep: _Endpoint, body: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _send(self, ep: _Endpoint, body: dict[str, Any]) -> tuple[int, Any, bytes]:
+        """One HTTP request: ``(status, headers, body bytes)``, or _Transient for a connection-level failure."""
+        if self.transport == "aiohttp":
+            import aiohttp
+
+            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            try:
+                async with ep.client.post(ep.url + self._path, data=data, headers=self._headers) as resp:
+                    return resp.status, resp.headers, await resp.read()
+            except aiohttp.ClientConnectorError:  # nothing listens, DNS failure
+                raise _Transient("connection refused", refused=True) from None
+            except (asyncio.TimeoutError, TimeoutError):
+                raise _Transient(f"timed out after {self.timeout:g} s") from None
+            except (aiohttp.ClientError, OSError) as e:  # dropped connection, broken chunked body, ...
+                raise _Transient(f"connection error: {type(e).__name__}: {e}") from None
         import httpx2
         import openai
 
         try:
             resp = await ep.client.post(self._path, body=body, cast_to=httpx2.Response)
+            return resp.status_code, resp.headers, resp.content
         except openai.APIStatusError as e:
-            status = e.status_code
-            if status in _RETRY_STATUS or status >= 500:
-                raise _Transient(f"HTTP {status}", _retry_after(e.response.headers)) from None
-            hint = f" (is {self.api_key_env} set?)" if status in (401, 403) else ""
-            raise ModelError(f"{_public_url(ep.url)}{self._path}: HTTP {status}{hint}: {e.message}") from None
+            return e.status_code, e.response.headers, e.response.content
         except openai.APIConnectionError as e:  # includes APITimeoutError
             refused = _is_refused(e)  # (the SDK's aiohttp transport reports a refused connect as a timeout)
             if not refused and isinstance(e, openai.APITimeoutError):
@@ -470,13 +722,43 @@ class OpenAIBackend(ModelBackend):
             raise _Transient(f"transport error: {e}") from None
         except (openai.OpenAIError, httpx2.HTTPError, ValueError, TypeError) as e:  # not worth retrying
             raise ModelError(f"{_public_url(ep.url)}{self._path}: request failed: {e}") from None
-        try:
-            choices = json.loads(resp.content)["choices"]
-        except (ValueError, KeyError, TypeError) as e:  # truncated or otherwise broken JSON
-            raise _Transient(f"malformed response ({type(e).__name__}: {e})") from None
-        if not isinstance(choices, list) or not choices:
+
+    def _choices(self, status: int, headers: Any, raw: bytes) -> list[dict[str, Any]]:
+        """The choices of one answer, or _Transient (worth retrying) / _Rejected (not worth it).
+
+        A 200 carrying an ``error`` object (a proxy or server that reports failures in the body) is rejected
+        with the server's message, unless its own code says it is transient (429, 5xx).
+        """
+        if 200 <= status < 300:
+            try:
+                obj = json.loads(raw)
+            except ValueError as e:  # truncated or otherwise broken JSON
+                raise _Transient(f"malformed response ({type(e).__name__}: {e})") from None
+            choices = obj.get("choices") if isinstance(obj, dict) else None
+            if isinstance(choices, list) and choices:
+                return choices
+            if isinstance(obj, dict) and obj.get("error"):
+                msg = error_message(raw) or "error without a message"
+                code = _error_code(obj)
+                if code is not None and (code in _RETRY_STATUS or code >= 500) and not _VALIDATION.search(msg):
+                    raise _Transient(f"HTTP {status} with an error object (code {code}): {msg}")
+                raise _Rejected(status, msg, in_body=True)
             raise _Transient("response without choices")
-        return choices
+        msg = error_message(raw)
+        if status in _RETRY_STATUS or (status >= 500 and not _VALIDATION.search(msg)):
+            raise _Transient(f"HTTP {status}: {msg}" if msg else f"HTTP {status}", _retry_after(headers))
+        raise _Rejected(status, msg)
+
+    def _learn(self, rejected: _Rejected, body: dict[str, Any], top_k: int) -> bool:
+        """Correct the request from a validation error once (the "top_k off" value); True if it changed."""
+        if top_k > 0 or self._top_k_off_arg is not None or self._top_k_learned:
+            return False
+        if "top_k" not in rejected.message.lower().replace("top-k", "top_k"):
+            return False
+        self._top_k_off = 0 if body.get("top_k", -1) < 0 else -1
+        self._top_k_learned = True
+        body["top_k"] = self._top_k_off
+        return True
 
     def _backoff(self, ep: _Endpoint, e: _Transient, attempt: int) -> float:
         """Seconds to wait before retry ``attempt + 1``, or ModelError when retrying is over."""
@@ -499,26 +781,43 @@ class OpenAIBackend(ModelBackend):
             delay = min(delay, max(0.05, left))
         return delay
 
+    def _queue_rest(self, queue: asyncio.Queue, prep: _Prepared, lo: int, hi: int) -> None:
+        """Queue samples ``lo..hi-1`` of ``prep`` in requests of at most the learned cap."""
+        step = self._n_cap or self.max_n
+        for a in range(lo, hi, step):
+            queue.put_nowait((prep, a, min(hi, a + step)))
+
     async def _run_job(self, prep: _Prepared, lo: int, hi: int, queue: asyncio.Queue, state: dict) -> None:
-        if hi - lo > 1 and self._n_honoured is False:
-            for j in range(lo + 1, hi):
-                queue.put_nowait((prep, j, j + 1))
-            hi = lo + 1
+        cap = self._n_cap
+        if cap is not None and hi - lo > cap:  # queued before the cap was learned
+            self._queue_rest(queue, prep, lo + cap, hi)
+            hi = lo + cap
         want = hi - lo
         seed = prep.seeds[lo]
         body = dict(prep.body)
         body["seed"] = seed
         body["n"] = want
+        top_k = prep.params.top_k
+        if top_k <= 0:
+            body["top_k"] = self._off_value()
         attempt = 0
         while True:
             ep = self._pick()
             ep.in_flight += 1
             self.stats["http_requests"] += 1
+            failure: _Transient | None = None
             try:
-                choices = await self._post(ep, body)
-                failure = None
+                status, headers, raw = await self._send(ep, body)
+                choices = self._choices(status, headers, raw)
             except _Transient as e:
                 failure = e
+            except _Rejected as e:
+                if self._learn(e, body, top_k):
+                    self.stats["retries"] += 1
+                    continue
+                hint = f" (is {self.api_key_env} set?)" if e.status in (401, 403) else ""
+                what = "error in a 200 response" if e.in_body else f"HTTP {e.status}{hint}"
+                raise ModelError(f"{_public_url(ep.url)}{self._path}: {what}: {e.message or 'no message'}") from None
             finally:
                 ep.in_flight -= 1
             if failure is None:
@@ -529,18 +828,15 @@ class OpenAIBackend(ModelBackend):
             attempt += 1
             self.stats["retries"] += 1
         got = len(choices)
-        if got > want:
-            choices = sorted(choices, key=lambda c: c.get("index", 0))[:want]
-            got = want
-        elif got > 1:
+        if got > 1:
             choices = sorted(choices, key=lambda c: c.get("index", 0))
-        if want > 1:
-            if got < want:
-                self._n_honoured = False
-                for j in range(lo + got, hi):
-                    queue.put_nowait((prep, j, j + 1))
-            elif self._n_honoured is None:
-                self._n_honoured = True
+        if got > want:
+            choices, got = choices[:want], want
+        if got < want:  # the server caps n (or ignores it): remember the cap, ask for the rest
+            self._n_cap = got if self._n_cap is None else min(self._n_cap, got)
+            self._queue_rest(queue, prep, lo + got, hi)
+        elif want > 1:
+            self._n_full = True
         params = prep.params
         try:
             results = [(prep.sample_ids[lo + i], self._completion(c, seed, params)) for i, c in enumerate(choices)]
@@ -596,12 +892,16 @@ class OpenAIBackend(ModelBackend):
 
         The clients are bound to the first event loop that runs this coroutine; use one loop per backend.
         """
+        if not any(req.sample_ids for req in requests):
+            return
+        if self._dialect is None:
+            self._dialect = await asyncio.get_running_loop().run_in_executor(None, self._detect_dialect)
         for ep in self._endpoints:
             if ep.client is None:
                 ep.client = self._make_client(ep.url)
         queue: asyncio.Queue = asyncio.Queue()
         n_jobs = total = 0
-        step = self.max_n if self._n_honoured is not False else 1
+        step = self._n_cap or self.max_n
         for req in requests:
             k = len(req.sample_ids)
             if k == 0:
