@@ -121,16 +121,4 @@ def check_same_ids(ctx: EstimatorContext) -> None:
 
 def subset_context(ctx: EstimatorContext, keep: np.ndarray) -> EstimatorContext:
     """``ctx`` restricted to the questions at positions ``keep`` (examples, messages, samples, targets)."""
-    from dataclasses import replace
-
-    from capcal.rundir import Targets
-
-    idx = np.asarray(keep, dtype=np.int64)
-    t = ctx.targets
-    targets = Targets(ids=np.asarray(t.ids)[idx], n=np.asarray(t.n)[idx], c=np.asarray(t.c)[idx],
-                      designated=np.asarray(t.designated)[idx], labels=np.asarray(t.labels)[idx],
-                      extracted=[t.extracted[i] for i in idx] if t.extracted else [])
-    pick = [int(i) for i in idx]
-    return replace(ctx, examples=[ctx.examples[i] for i in pick] if ctx.examples else [],
-                   messages=[ctx.messages[i] for i in pick], ids=np.asarray(ctx.ids)[idx],
-                   samples=[ctx.samples[i] for i in pick] if ctx.samples else [], targets=targets)
+    return ctx.subset(keep)

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as M
+from . import validate as V
 from .bootstrap import PreparedEstimator, TaskArrays, bootstrap_metrics, percentile_ci
 from .budget import evaluate_budgets
-from .errors import DataError, RunDirError, UnknownNameError
+from .errors import DataError, InvalidArrayError, RunDirError, UnknownNameError
 from .passk import curve_ks, passk_curve, passk_predicted, passk_table
 from .rundir import RunDir, Targets
 
@@ -62,6 +63,10 @@ def point_metrics(p, mu, r, labels, n_bins: int = 10, binning: str = "equal_widt
         n_bins, binning: the binning of ECE, MCE and the decomposition.
         counts: optional ``(c, n)`` per question, the correct and total samples of ``labels``; saves
             recounting the label matrix for ``auroc_samples`` when many estimators share it.
+
+    Raises:
+        ValueError: confidences outside [0, 1] (NaN allowed), mu outside [0, 1], r or labels not 0/1
+            (labels may hold NaN padding), or arrays without one entry per question.
     """
     if counts is None:
         auroc_samples = M.auroc_samples(p, labels)
@@ -92,19 +97,21 @@ def _check_targets(targets: Targets) -> None:
         i = int(np.flatnonzero((targets.designated < 0) | (targets.designated >= targets.n))[0])
         raise DataError(f"question {targets.ids[i]!r}: designated sample {int(targets.designated[i])} "
                         f"is outside its {int(targets.n[i])} samples")
+    V.binary(targets.labels, "targets.labels", "analyze", allow_nan=True)
+    V.counts(targets.n, targets.c, "analyze", "targets.n", "targets.c")
 
 
 def _check_confidence(name: str, p, q: int) -> np.ndarray:
     try:
         arr = np.asarray(p, dtype=float)
     except (TypeError, ValueError):
-        raise DataError(f"estimator {name!r}: confidences are not numbers") from None
+        raise InvalidArrayError(f"analyze: estimator {name!r}: confidences are not numbers") from None
     if arr.shape != (q,):
-        raise DataError(f"estimator {name!r}: expected {q} confidences, got shape {arr.shape}")
-    bad = np.isfinite(arr) & ((arr < 0) | (arr > 1))
-    if bad.any() or np.isinf(arr).any():
-        raise DataError(f"estimator {name!r}: {int(bad.sum() + np.isinf(arr).sum())} confidence(s) "
-                        f"outside [0, 1]")
+        raise InvalidArrayError(f"analyze: estimator {name!r}: expected {q} confidences, got shape {arr.shape}")
+    bad = (arr < 0) | (arr > 1)
+    if bad.any():
+        raise InvalidArrayError(f"analyze: argument 'confidences[{name!r}]' (estimator {name!r}) has "
+                                f"{int(bad.sum())} of {q} entries outside [0, 1] (NaN marks a failed question)")
     return arr
 
 
@@ -121,7 +128,9 @@ def analyze(targets: Targets, confidences: Mapping[str, np.ndarray], *, n_boot: 
         ks: k for the instance-level pass@k MSE (only ``k <= min n`` are reported).
         budgets: average budgets B for the allocation curve (only ``B <= min n``).
         reference: name of the estimator every other one is compared with in ``differences``; ``None``
-            compares every pair (``"A-B"`` for A listed before B).
+            compares every pair (``"A-B"`` for A listed before B). A difference is computed on the questions
+            that BOTH estimators answered (where one has NaN, the other is measured on the common questions
+            too, with the same bootstrap resamples); :func:`common_counts` gives how many those are.
         n_bins, binning: ECE / reliability binning (``"equal_width"`` or ``"equal_mass"``).
 
     Returns:
@@ -132,7 +141,9 @@ def analyze(targets: Targets, confidences: Mapping[str, np.ndarray], *, n_boot: 
 
     Raises:
         DataError: empty targets, a question without samples, a designated index out of range, or a
-            confidence array of the wrong length or outside [0, 1].
+            confidence array of the wrong length or outside [0, 1] (:class:`capcal.errors.InvalidArrayError`,
+            also a ``ValueError``, naming the estimator and how many entries are bad); labels that are
+            not 0/1, or ``c > n``.
         UnknownNameError: ``reference`` is not one of the estimators.
     """
     if binning not in M.BINNINGS:
@@ -164,9 +175,10 @@ def analyze(targets: Targets, confidences: Mapping[str, np.ndarray], *, n_boot: 
     }
     prepared: dict[str, PreparedEstimator] = {}
     values: dict[str, dict[str, float]] = {}
-    for name, p in conf.items():
+
+    def measure(p: np.ndarray):
+        """Point values, bootstrap features and budget result of one confidence vector (NaN = excluded)."""
         valid = ~np.isnan(p)
-        n_nan = int((~valid).sum())
         vals = point_metrics(p, mu, r, labels, n_bins, binning, counts=(c, n))
         err2 = {k: (passk_predicted(p, k) - table[:, k]) ** 2 for k in ks_inst}
         for k in ks_inst:
@@ -180,8 +192,12 @@ def analyze(targets: Targets, confidences: Mapping[str, np.ndarray], *, n_boot: 
         has_budget = bool(bud.budgets) and valid.any()
         if has_budget:
             vals["budget_gain"] = float(np.mean(gain_q[valid]))
-        values[name] = vals
-        prepared[name] = PreparedEstimator(p, task, n_bins, binning, err2, gain_q if has_budget else None)
+        return vals, PreparedEstimator(p, task, n_bins, binning, err2, gain_q if has_budget else None), bud
+
+    for name, p in conf.items():
+        valid = ~np.isnan(p)
+        n_nan = int((~valid).sum())
+        values[name], prepared[name], bud = measure(p)
         result["estimators"][name] = {
             "n": q, "n_nan": n_nan, "nan_rate": n_nan / q,
             "metrics": {},
@@ -191,23 +207,60 @@ def analyze(targets: Targets, confidences: Mapping[str, np.ndarray], *, n_boot: 
             "budget_curve": bud.curve() if valid.any() else [],
         }
 
-    boot = bootstrap_metrics(prepared, task, n_boot, seed) if n_boot > 0 else {}
-    for name, vals in values.items():
-        result["estimators"][name]["metrics"] = {
-            m: {"value": v, "ci": list(percentile_ci(boot[name][m])) if boot else [np.nan, np.nan]}
-            for m, v in vals.items()}
     names = list(conf)
     pairs = ([(a, reference) for a in names if a != reference] if reference is not None else
              [(a, b) for i, a in enumerate(names) for b in names[i + 1:]])
+    # Paired differences are over the questions BOTH estimators answered: where one has NaN that the other
+    # has not, the other is re-measured on the common questions (a variant, bootstrapped with the same
+    # resamples), so that a coverage gap never shows up as a quality gap.
+    valid_of = {name: ~np.isnan(p) for name, p in conf.items()}
+    sides: dict[tuple[str, str], tuple[str, str]] = {}
+    variant_key: dict[tuple[str, bytes], str] = {}
     for a, b in pairs:
-        diff = {}
-        for m in values[a]:
-            if m not in values[b]:
+        common = valid_of[a] & valid_of[b]
+        chosen = []
+        for x in (a, b):
+            if np.array_equal(common, valid_of[x]):
+                chosen.append(x)
                 continue
-            ci = (list(percentile_ci(boot[a][m] - boot[b][m])) if boot else [np.nan, np.nan])
-            diff[m] = {"value": values[a][m] - values[b][m], "ci": ci}
+            key = (x, np.packbits(common).tobytes())
+            if key not in variant_key:
+                label = f"\0{x}\0{len(variant_key)}"           # cannot clash with an estimator name
+                variant_key[key] = label
+                values[label], prepared[label], _ = measure(np.where(common, conf[x], np.nan))
+            chosen.append(variant_key[key])
+        sides[(a, b)] = (chosen[0], chosen[1])
+
+    boot = bootstrap_metrics(prepared, task, n_boot, seed) if n_boot > 0 else {}
+    for name in names:
+        result["estimators"][name]["metrics"] = {
+            m: {"value": v, "ci": list(percentile_ci(boot[name][m])) if boot else [np.nan, np.nan]}
+            for m, v in values[name].items()}
+    for a, b in pairs:
+        va, vb = sides[(a, b)]
+        diff = {}
+        for m in values[va]:
+            if m not in values[vb]:
+                continue
+            ci = (list(percentile_ci(boot[va][m] - boot[vb][m])) if boot else [np.nan, np.nan])
+            diff[m] = {"value": values[va][m] - values[vb][m], "ci": ci}
         result["differences"][f"{a}-{b}"] = diff
     return _clean(result)
+
+
+def common_counts(confidences: Mapping[str, np.ndarray], pairs: list[tuple[str, str]]) -> dict[str, int]:
+    """Per pair ``(A, B)``, the number of questions both answered (``"A-B"`` -> count), over which
+    :func:`analyze` computes their paired difference.
+
+    Raises:
+        ValueError: confidences outside [0, 1] (NaN allowed), or arrays of different lengths.
+    """
+    valid = {k: ~np.isnan(V.confidences(v, f"confidences[{k!r}]", "common_counts")) for k, v in confidences.items()}
+    out = {}
+    for a, b in pairs:
+        V.same_length("common_counts", **{a: valid[a], b: valid[b]})
+        out[f"{a}-{b}"] = int(np.count_nonzero(valid[a] & valid[b]))
+    return out
 
 
 def analyze_run(run_dir: str | Path, **kwargs) -> dict[str, dict]:

@@ -18,6 +18,11 @@ per resample. Seeding: resample ``j`` draws from ``SeedSequence(seed).spawn(n_bo
 (seed, Q, n_boot) gives the same resamples whatever the chunk size. Questions where an estimator is NaN
 get weight 0 for that estimator (its metrics are over its valid questions, as for the point values).
 Equal-mass bin edges are those of the full data, kept fixed across resamples.
+
+Input checks (:mod:`capcal.validate`): :class:`TaskArrays` needs mu in [0, 1], r exactly 0/1 and counts with
+``0 <= c <= n``; :class:`PreparedEstimator` needs confidences in [0, 1] or NaN, one per question; sizes and
+resample counts are whole and non-negative. Anything else raises ``ValueError``
+(:class:`capcal.errors.InvalidArrayError`) naming the argument and how many entries are bad.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from . import validate as V
 from .metrics import LOGLOSS_EPS, bin_edges, bin_index
 
 #: Target elements per chunk of resamples (b * Q): 2**23 doubles = 64 MiB, so that the matrix product with
@@ -53,7 +59,14 @@ def resample_counts(n_questions: int, n_boot: int, seed: int = 0,
     Yields:
         (b, Q) float64 matrices of non-negative integer counts, each row summing to Q.
         The default chunk is about ``CHUNK_ELEMENTS / Q`` resamples.
+
+    Raises:
+        ValueError: ``n_questions`` or ``n_boot`` not whole and >= 0, or ``chunk`` not whole and >= 1.
     """
+    n_questions = int(V.nonnegative_int(n_questions, "n_questions", "resample_counts"))
+    n_boot = int(V.nonnegative_int(n_boot, "n_boot", "resample_counts"))
+    if chunk is not None:
+        chunk = int(V.positive_int(chunk, "chunk", "resample_counts"))
     if chunk is None:
         chunk = max(1, CHUNK_ELEMENTS // max(n_questions, 1))
     children = np.random.SeedSequence(seed).spawn(n_boot)
@@ -67,8 +80,14 @@ def resample_counts(n_questions: int, n_boot: int, seed: int = 0,
 
 
 def percentile_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of bootstrap values, ignoring NaN resamples; ``(nan, nan)`` if none is finite."""
-    v = np.asarray(values, dtype=float)
+    """Percentile interval of bootstrap values, ignoring NaN resamples; ``(nan, nan)`` if none is finite.
+
+    Raises:
+        ValueError: ``values`` are not numbers, or ``level`` is not strictly between 0 and 1.
+    """
+    if not 0.0 < float(level) < 1.0:
+        raise V.InvalidArrayError(f"percentile_ci: argument 'level' must be in (0, 1), got {level!r}")
+    v = V._as_float(values, "percentile_ci", "values")
     v = v[np.isfinite(v)]
     if not v.size:
         return float("nan"), float("nan")
@@ -108,6 +127,9 @@ class TaskArrays:
         mu, r, n, c: capability target, response target, samples and correct samples per question.
         mu_order, mu_starts, mu_grp: questions sorted by mu, the starts of its tie groups, and the tie group
             of every question (original order), for the mid-ranks of mu.
+
+    Raises:
+        ValueError: mu outside [0, 1], r not 0/1, counts breaking ``0 <= c <= n``, or different lengths.
     """
 
     mu: np.ndarray
@@ -119,6 +141,10 @@ class TaskArrays:
     mu_starts: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
+        self.mu = V.unit_interval(self.mu, "mu", "TaskArrays")
+        self.r = V.binary(self.r, "r", "TaskArrays")
+        self.n, self.c = V.counts(self.n, self.c, "TaskArrays")
+        V.same_length("TaskArrays", mu=self.mu, r=self.r, n=self.n, c=self.c)
         self.mu_order = np.argsort(self.mu, kind="stable")
         self.mu_starts, grp_sorted = _groups(self.mu[self.mu_order])
         self.mu_grp = np.empty_like(grp_sorted)
@@ -145,11 +171,15 @@ class PreparedEstimator:
         n_bins, binning: the ECE binning (edges fixed from the full data).
         passk_err2: ``{k: (Q,) squared error of predicted vs actual pass@k}`` (NaN where p is NaN).
         budget_gain: (Q,) per-question budget gain, or ``None``.
+
+    Raises:
+        ValueError: confidences outside [0, 1] (NaN allowed), or not one per question of ``task``.
     """
 
     def __init__(self, p, task: TaskArrays, n_bins: int = 10, binning: str = "equal_width",
                  passk_err2: dict[int, np.ndarray] | None = None, budget_gain: np.ndarray | None = None):
-        p = np.asarray(p, dtype=float)
+        p = V.confidences(p, "p", "PreparedEstimator")
+        V.same_length("PreparedEstimator", p=p, mu=task.mu)
         self.valid = ~np.isnan(p)
         self.any_nan = not self.valid.all()
         v = self.valid.astype(float)
@@ -355,7 +385,11 @@ def bootstrap_metrics(estimators: dict[str, PreparedEstimator], task: TaskArrays
 
     Returns:
         ``{estimator: {metric: (n_boot,) values}}``, resample j being the same draw for every estimator.
+
+    Raises:
+        ValueError: ``n_boot`` not whole and >= 0.
     """
+    n_boot = int(V.nonnegative_int(n_boot, "n_boot", "bootstrap_metrics"))
     names = list(estimators)
     if not names:
         return {}

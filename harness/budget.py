@@ -13,6 +13,11 @@ the first maximum. Cost: O(N) per bisection step, no (N, n) matrix.
 
 An allocation is evaluated *exactly*: the expected solve rate is the mean over questions of the unbiased
 pass@{b_i} from that question's own ``n_i`` graded samples (pass@0 = 0), so no random draws are needed.
+
+Input checks (:mod:`capcal.validate`): confidences in [0, 1] (NaN refused: drop failed questions first),
+counts whole with ``0 <= c <= n``, caps and totals whole and non-negative. Anything else raises
+``ValueError`` (:class:`capcal.errors.InvalidArrayError`) naming the argument and how many entries are bad;
+out-of-range confidences are never clipped silently.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import validate as V
+from .errors import InvalidArrayError
 from .passk import passk_table
 
 P_CLIP = 1e-6
@@ -55,13 +62,12 @@ def greedy_allocation(p, total: int, cap) -> np.ndarray:
         (N,) int64 allocation ``b`` with ``sum(b) == total`` and ``0 <= b <= cap``.
 
     Raises:
-        ValueError: when ``total`` exceeds ``sum(cap)``, or ``p`` holds NaN.
+        ValueError: when ``total`` exceeds ``sum(cap)``, ``p`` holds NaN or values outside [0, 1], or
+            ``cap``/``total`` are not whole non-negative numbers.
     """
-    p = np.asarray(p, dtype=float).reshape(-1)
-    if np.isnan(p).any():
-        raise ValueError("greedy_allocation needs finite confidences (drop NaN questions first)")
-    cap = np.broadcast_to(np.asarray(cap, dtype=np.int64), p.shape).copy()
-    total = int(total)
+    p = _finite_confidences(p, "greedy_allocation")
+    cap = np.broadcast_to(V.nonnegative_int(cap, "cap", "greedy_allocation"), p.shape).copy()
+    total = int(V.nonnegative_int(total, "total", "greedy_allocation"))
     if total < 0 or total > int(cap.sum()):
         raise ValueError(f"cannot allocate {total} samples with caps summing to {int(cap.sum())}")
     if total == 0:
@@ -105,6 +111,15 @@ def greedy_allocation(p, total: int, cap) -> np.ndarray:
     return alloc
 
 
+def _finite_confidences(p, where: str) -> np.ndarray:
+    p = V.confidences(np.reshape(p, -1), "p", where)
+    n_nan = int(np.count_nonzero(np.isnan(p)))
+    if n_nan:
+        raise InvalidArrayError(f"{where}: argument 'p' has {n_nan} of {p.size} entries NaN; "
+                                "drop the failed questions first")
+    return p
+
+
 def solve_rate(table: np.ndarray, alloc: np.ndarray) -> np.ndarray:
     """Per-question expected solve probability of an allocation: unbiased pass@{b_i} (0 when b_i = 0).
 
@@ -114,7 +129,19 @@ def solve_rate(table: np.ndarray, alloc: np.ndarray) -> np.ndarray:
 
     Returns:
         (N,) floats; their mean is the expected share of questions solved.
+
+    Raises:
+        ValueError: an allocation that is not whole, negative, beyond the table's columns, or not one per row.
     """
+    table = np.asarray(table, dtype=float)
+    alloc = V.nonnegative_int(alloc, "alloc", "solve_rate").reshape(-1)
+    if table.ndim != 2 or table.shape[0] != alloc.size:
+        raise InvalidArrayError(f"solve_rate: argument 'table' must be (N, k_max + 1) with N = {alloc.size} "
+                                f"rows, got shape {table.shape}")
+    over = alloc >= table.shape[1]
+    if over.any():
+        raise InvalidArrayError(f"solve_rate: argument 'alloc' has {int(over.sum())} of {alloc.size} entries "
+                                f"above the table's k_max = {table.shape[1] - 1}")
     return table[np.arange(alloc.size), alloc]
 
 
@@ -164,10 +191,14 @@ def evaluate_budgets(p, n, c, budgets=(1, 2, 4, 8, 16, 32, 64), table: np.ndarra
 
     Returns:
         :class:`BudgetResult`.
+
+    Raises:
+        ValueError: NaN or out-of-range confidences, counts breaking ``0 <= c <= n``, or arrays of different
+            lengths.
     """
-    p = np.asarray(p, dtype=float)
-    n = np.asarray(n, dtype=np.int64)
-    c = np.asarray(c, dtype=np.int64)
+    p = _finite_confidences(p, "evaluate_budgets")
+    n, c = V.counts(n, c, "evaluate_budgets")
+    V.same_length("evaluate_budgets", p=p, n=n, c=c)
     if table is None:
         table = passk_table(n, c)
     n_min = int(n.min()) if n.size else 0

@@ -29,7 +29,7 @@ from .bootstrap import PreparedEstimator, TaskArrays, bootstrap_metrics, resampl
 from .budget import evaluate_budgets
 from .errors import CapcalError
 from .passk import passk_predicted, passk_table
-from .results import is_known_metric, metric_direction, metric_title
+from .results import in_sample_reason, is_known_metric, metric_direction, metric_title
 from .rundir import RunDir
 
 #: Metrics the paired bootstrap supports (``passk_mse@K`` for any K <= min n as well).
@@ -146,6 +146,8 @@ class Comparison:
     changes: list[MetricChange] = field(default_factory=list)
     accuracy: list[AccuracyChange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: estimators left out of gating because their confidences are in-sample (name -> why)
+    in_sample: dict[str, str] = field(default_factory=dict)
 
     @property
     def regressions(self) -> list[MetricChange]:
@@ -223,7 +225,10 @@ def compare_runs(base: str | Path, new: str | Path, *, metric: str = "cc_brier",
         n_boot: paired bootstrap resamples (same resamples for every estimator and metric of a task).
         seed: bootstrap seed.
         estimators: estimators whose ``metric`` gates the exit code (default: every shared estimator except
-            :data:`REFERENCE_ROWS`).
+            :data:`REFERENCE_ROWS`). An estimator whose confidences are in-sample in either run (its meta
+            says ``in_sample`` or ``samples_overlap_mu``; :func:`capcal.results.in_sample_reason`) never
+            gates, even when named here (a warning says so). Each estimator is compared on the questions
+            where both runs have a confidence.
 
     Returns:
         A :class:`Comparison`; its ``exit_code`` is 1 on a significant worsening of ``metric``.
@@ -252,6 +257,7 @@ def compare_runs(base: str | Path, new: str | Path, *, metric: str = "cc_brier",
         if only:
             cmp.warnings.append(f"tasks only in {where} are skipped: {', '.join(sorted(only))}")
     gated: set[str] = set()
+    in_sample: dict[str, str] = {}
     any_overlap = False
     for task in sorted(tasks_b & tasks_n):
         ids_b, ids_n = rb.targets(task).ids, set(rn.targets(task).ids)
@@ -273,8 +279,16 @@ def compare_runs(base: str | Path, new: str | Path, *, metric: str = "cc_brier",
         if names_b ^ names_n:
             cmp.warnings.append(f"{task}: estimators in only one run are skipped: {', '.join(sorted(names_b ^ names_n))}")
         for est in sorted(names_b & names_n):
-            pb = rb.estimator_output(task, est, shared)[0]
-            pn = rn.estimator_output(task, est, shared)[0]
+            pb, _, meta_b = rb.estimator_output(task, est, shared)
+            pn, _, meta_n = rn.estimator_output(task, est, shared)
+            # both runs are measured on the questions where BOTH have a confidence: a coverage change is
+            # reported as such, never as a change of quality
+            common = np.isfinite(pb) & np.isfinite(pn)
+            if not common.all() and common.any():
+                cmp.warnings.append(f"{task}/{est}: metrics over the {int(common.sum())} of {len(common)} questions "
+                                    f"both runs answered (coverage BASE {np.isfinite(pb).mean():.1%}, "
+                                    f"NEW {np.isfinite(pn).mean():.1%})")
+            pb, pn = np.where(common, pb, np.nan), np.where(common, pn, np.nan)
             eb, point_b = prepare(pb, tb, lb, task_metrics)
             en, point_n = prepare(pn, tn, ln, task_metrics)
             boot_b = bootstrap_metrics({est: eb}, tb, n_boot, seed)[est] if n_boot else {}
@@ -286,15 +300,22 @@ def compare_runs(base: str | Path, new: str | Path, *, metric: str = "cc_brier",
                 verdict = _verdict(m, lo, hi) if np.isfinite(b) and np.isfinite(n_) else "n/a"
                 cmp.changes.append(MetricChange(task=task, estimator=est, metric=m, base=_num(b), new=_num(n_),
                                                 diff=_num(n_ - b), lo=lo, hi=hi, verdict=verdict))
-            if estimators is None and est not in REFERENCE_ROWS or estimators is not None and est in estimators:
+            why = in_sample_reason(meta_b) or in_sample_reason(meta_n)
+            if why:  # an in-sample row never gates, even when asked for by name
+                in_sample.setdefault(est, why)
+            elif estimators is None and est not in REFERENCE_ROWS or estimators is not None and est in estimators:
                 gated.add(est)
     if not any_overlap:
         raise CompareError(f"{base} and {new} share no task and question id; nothing to compare")
+    asked_in_sample = sorted(set(estimators or []) & set(in_sample))
+    for est in asked_in_sample:
+        cmp.warnings.append(f"{est} does not gate the exit code: in-sample ({in_sample[est]})")
     if estimators is not None:
-        missing = sorted(set(estimators) - gated)
+        missing = sorted(set(estimators) - gated - set(in_sample))
         if missing:
             cmp.warnings.append(f"gating estimators not found in both runs: {', '.join(missing)}")
     cmp.gated_estimators = sorted(gated)
+    cmp.in_sample = dict(sorted(in_sample.items()))
     return cmp
 
 

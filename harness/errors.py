@@ -54,6 +54,11 @@ class DataError(CapcalError):
     """A data file or column is missing or malformed."""
 
 
+class InvalidArrayError(DataError, ValueError):
+    """An array given to a numeric function holds values outside its domain (a confidence above 1, a label
+    that is not 0/1, ``c > n``). Both a :class:`ValueError` for library users and a one-line CLI error."""
+
+
 class ModelError(CapcalError):
     """A model backend could not be created or reached (bad --model spec, unreachable server)."""
 

@@ -57,6 +57,18 @@ class EstimatorContext:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def subset(self, keep) -> EstimatorContext:
+        """This context restricted to the questions at positions ``keep`` (examples, messages, samples,
+        targets), in that order."""
+        from dataclasses import replace
+
+        idx = np.asarray(keep, dtype=np.int64)
+        pick = [int(i) for i in idx]
+        return replace(self, examples=[self.examples[i] for i in pick] if self.examples else [],
+                       messages=[self.messages[i] for i in pick] if self.messages else [],
+                       ids=np.asarray(self.ids)[idx], samples=[self.samples[i] for i in pick] if self.samples else [],
+                       targets=self.targets.take(idx))
+
 
 @dataclass
 class EstimatorOutput:

@@ -7,9 +7,15 @@ Input: JSON Lines, one object per line, each with
   columns the task spec's ``fields`` read), **or** ``index``: the row number in the task's evaluation split.
   With both, ``doc`` is graded and ``index`` is kept as the example's index.
 
+Optional: ``finish_reason`` (a string, or a list aligned with a list of responses): why the sample stopped
+(``stop``, ``length``, ``content_filter``, ``error``). A sample that stopped at the token limit (``length``)
+is graded incorrect with reason ``truncated`` and nothing extracted, unless ``grade_truncated`` is set
+(:func:`grade_sample`, DESIGN.md "truncated / empty samples").
+
 Other keys are copied through unchanged. Output: the same objects with ``extracted`` (the answer found;
-``null`` when unparseable) and ``correct`` (``true``/``false``) added; for a list of responses these are
-lists aligned with it. Blank lines are skipped. See ``docs/grading.md``.
+``null`` when unparseable), ``correct`` (``true``/``false``) and ``reason`` (``null``, ``"truncated"``,
+``"empty"``, ``"content_filter"`` or ``"error"``) added; for a list of responses these are lists aligned
+with it. Blank lines are skipped. See ``docs/grading.md``.
 
 >>> from capcal.grading import grade_file                              # doctest: +SKIP
 >>> summary = grade_file("math500", "responses.jsonl", "graded.jsonl")  # doctest: +SKIP
@@ -28,6 +34,75 @@ from typing import IO, Any
 
 from .errors import CapcalError, DataError
 
+#: Finish reasons a backend records (``Completion.finish_reason``); ``None`` = not reported.
+FINISH_REASONS = ("stop", "length", "content_filter", "error")
+#: Reasons a sample is graded incorrect without being parsed (see :func:`grade_sample`).
+TRUNCATED, EMPTY = "truncated", "empty"
+
+
+#: Finish reasons some servers report under other names, mapped to the four above.
+FINISH_ALIASES = {"max_tokens": "length", "max_length": "length", "max_new_tokens": "length",
+                  "model_length": "length", "eos": "stop", "eos_token": "stop", "stop_sequence": "stop",
+                  "end_turn": "stop", "tool_calls": "stop", "function_call": "stop"}
+
+
+def normalize_finish_reason(reason: str | None) -> str | None:
+    """The finish reason in capcal's vocabulary (``"max_tokens"`` -> ``"length"``, ``"eos_token"`` -> ``"stop"``);
+    ``None`` and unknown reasons pass through unchanged."""
+    if reason is None:
+        return None
+    key = str(reason).strip().lower()
+    return FINISH_ALIASES.get(key, key)
+
+
+def grade_sample(task: Any, text: str | None, finish_reason: str | None, example: Any,
+                 grade_truncated: bool = False) -> tuple[Any, str | None]:
+    """Grade one sample, reading why it stopped first (DESIGN.md "truncated / empty samples").
+
+    Rules, in order:
+
+    * ``finish_reason == "length"`` (the token limit cut it; server synonyms such as ``max_tokens`` are
+      mapped first, :func:`normalize_finish_reason`): incorrect, nothing extracted, reason
+      ``"truncated"``; the model did not answer within the budget it was given. With ``grade_truncated``
+      the text is graded like a finished one, and the reason stays ``"truncated"`` as a flag.
+    * ``"content_filter"`` or ``"error"``: incorrect, nothing extracted, the finish reason as the reason
+      (the text is not the model's answer).
+    * an empty or blank reply (``""``, ``content: null``): incorrect, reason ``"empty"``.
+    * otherwise the task's grader decides; reason ``None``.
+
+    Args:
+        task: a :class:`capcal.tasks.Task` (its ``grade(response, example)`` is used).
+        text: the reply text (``None`` for ``content: null``).
+        finish_reason: the backend's finish reason, or ``None`` when it reported none.
+        example: the :class:`capcal.tasks.Example`.
+        grade_truncated: grade truncated samples anyway.
+
+    Returns:
+        ``(GradeResult, reason)``.
+    """
+    from .graders import GradeResult
+
+    text = text if isinstance(text, str) else ""
+    finish_reason = normalize_finish_reason(finish_reason)
+    if finish_reason == "length":
+        if not grade_truncated:
+            return GradeResult(None, False), TRUNCATED
+        if not text.strip():
+            return GradeResult(None, False), TRUNCATED
+        return task.grade(text, example), TRUNCATED
+    if finish_reason in ("content_filter", "error"):
+        return GradeResult(None, False), finish_reason
+    if not text.strip():
+        return GradeResult(None, False), EMPTY
+    return task.grade(text, example), None
+
+
+def sample_flags(texts: list[str | None], finish_reasons: list[str | None]) -> tuple[int, int]:
+    """``(truncated, empty)``: how many samples stopped at the token limit, and how many replies are blank."""
+    truncated = sum(normalize_finish_reason(f) == "length" for f in finish_reasons)
+    empty = sum(not (t or "").strip() for t in texts)
+    return truncated, empty
+
 
 @dataclass
 class GradeSummary:
@@ -38,12 +113,16 @@ class GradeSummary:
         correct: responses graded correct.
         unparseable: responses from which no answer could be extracted.
         lines: input lines read (non-blank).
+        truncated: responses that stopped at the token limit (``finish_reason: "length"``).
+        empty: blank responses.
     """
 
     rows: int = 0
     correct: int = 0
     unparseable: int = 0
     lines: int = 0
+    truncated: int = 0
+    empty: int = 0
 
     @property
     def accuracy(self) -> float:
@@ -51,8 +130,13 @@ class GradeSummary:
         return self.correct / self.rows if self.rows else float("nan")
 
     def line(self) -> str:
-        """The one-line summary ``rows=.. correct=.. unparseable=..``."""
-        return f"rows={self.rows} correct={self.correct} unparseable={self.unparseable}"
+        """The one-line summary ``rows=.. correct=.. unparseable=..`` (plus ``truncated=``/``empty=`` when any)."""
+        text = f"rows={self.rows} correct={self.correct} unparseable={self.unparseable}"
+        if self.truncated:
+            text += f" truncated={self.truncated}"
+        if self.empty:
+            text += f" empty={self.empty}"
+        return text
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
@@ -98,7 +182,7 @@ def _example_for(task: Any, row: dict, where: str):
 
 
 def grade_rows(task: Any, rows: Iterable[tuple[int, dict]], summary: GradeSummary | None = None,
-               source: str = "input") -> Iterator[dict]:
+               source: str = "input", grade_truncated: bool = False) -> Iterator[dict]:
     """Grade each row (see the module docstring for the format) and yield it with the verdicts added.
 
     Args:
@@ -106,9 +190,11 @@ def grade_rows(task: Any, rows: Iterable[tuple[int, dict]], summary: GradeSummar
         rows: ``(line number, object)`` pairs, as :func:`read_jsonl` yields them.
         summary: a :class:`GradeSummary` updated in place (optional).
         source: the input's name for error messages.
+        grade_truncated: grade samples with ``finish_reason: "length"`` anyway (see :func:`grade_sample`).
 
     Raises:
-        DataError: a row lacks ``response`` or both ``doc`` and ``index``, or has them of the wrong type.
+        DataError: a row lacks ``response`` or both ``doc`` and ``index``, or has them of the wrong type
+            (``finish_reason`` included).
     """
     summary = summary if summary is not None else GradeSummary()
     for lineno, row in rows:
@@ -120,22 +206,43 @@ def grade_rows(task: Any, rows: Iterable[tuple[int, dict]], summary: GradeSummar
         responses = response if many else [response]
         if not all(isinstance(r, str) or r is None for r in responses):
             raise DataError(f"{where}: 'response' must be a string or a list of strings")
+        finish = _finish_reasons(row.get("finish_reason"), len(responses), many, where)
         example = _example_for(task, row, where)
-        results = [task.grade(r or "", example) for r in responses]
+        graded = [grade_sample(task, r, f, example, grade_truncated) for r, f in zip(responses, finish, strict=True)]
+        results = [g for g, _ in graded]
         summary.lines += 1
         summary.rows += len(results)
         summary.correct += sum(bool(r.correct) for r in results)
         summary.unparseable += sum(r.extracted is None or not str(r.extracted).strip() for r in results)
+        truncated, empty = sample_flags(responses, finish)
+        summary.truncated += truncated
+        summary.empty += empty
         out = dict(row)
         extracted = [r.extracted for r in results]
         correct = [bool(r.correct) for r in results]
+        reasons = [why for _, why in graded]
         out["extracted"] = extracted if many else extracted[0]
         out["correct"] = correct if many else correct[0]
+        out["reason"] = reasons if many else reasons[0]
         yield out
 
 
+def _finish_reasons(value: Any, count: int, many: bool, where: str) -> list[str | None]:
+    """The per-response finish reasons of a row: absent -> ``None`` each; a string applies to a single
+    response (or to every one of a list); a list must align with the responses."""
+    if value is None:
+        return [None] * count
+    if isinstance(value, str):
+        return [value] * count
+    if isinstance(value, list) and many and len(value) == count and all(v is None or isinstance(v, str)
+                                                                        for v in value):
+        return list(value)
+    raise DataError(f"{where}: 'finish_reason' must be a string, or a list of strings aligned with 'response'")
+
+
 def grade_file(task: Any, responses: str | Path, output: str | Path | IO[str] | None = None,
-               data_dir: str | Path | None = None, registry: Any = None) -> GradeSummary:
+               data_dir: str | Path | None = None, registry: Any = None,
+               grade_truncated: bool = False) -> GradeSummary:
     """Regrade a JSON Lines file of stored responses with a task's current grader.
 
     Args:
@@ -145,6 +252,7 @@ def grade_file(task: Any, responses: str | Path, output: str | Path | IO[str] | 
             complete), an open text stream, or ``None`` for standard output.
         data_dir: mirror directory for loading the task's data (rows given by ``index``).
         registry: the registry to look the task up in (default: the process-wide one).
+        grade_truncated: grade responses with ``finish_reason: "length"`` anyway (default: incorrect).
 
     Returns:
         The :class:`GradeSummary` (rows, correct, unparseable).
@@ -159,7 +267,8 @@ def grade_file(task: Any, responses: str | Path, output: str | Path | IO[str] | 
             registry = get_registry()
         task = registry.task(task, data_dir=data_dir)
     summary = GradeSummary()
-    graded = grade_rows(task, read_jsonl(responses), summary, source=str(responses))
+    graded = grade_rows(task, read_jsonl(responses), summary, source=str(responses),
+                        grade_truncated=grade_truncated)
 
     def write_all(stream: IO[str]) -> None:
         for row in graded:

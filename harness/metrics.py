@@ -12,6 +12,11 @@ are 3.0000000000000004, 6.0, 7.000000000000001 in floating point) into bins 3, 6
 says. ``"equal_mass"`` uses the quantiles of the valid confidences as edges (values on an inner edge go
 to the upper bin; repeated edges leave empty bins, which count for nothing).
 
+Input checks (every public function; :mod:`capcal.validate`): confidences must lie in [0, 1] or be NaN,
+targets in [0, 1] (no NaN), labels exactly 0 or 1 (NaN only as the padding of a per-sample label matrix),
+and the arrays must have one entry per question. Anything else raises ``ValueError``
+(:class:`capcal.errors.InvalidArrayError`) naming the function, the argument and how many entries are bad.
+
 The formulas are written out in docs/metrics.md.
 """
 
@@ -20,13 +25,19 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from . import validate as V
+
 LOGLOSS_EPS = 1e-6
 BINNINGS = ("equal_width", "equal_mass")
 
 
 def nan_count(p) -> int:
-    """Number of NaN confidences (failed questions) in ``p``."""
-    return int(np.isnan(np.asarray(p, dtype=float)).sum())
+    """Number of NaN confidences (failed questions) in ``p``.
+
+    Raises:
+        ValueError: a confidence outside [0, 1].
+    """
+    return int(np.isnan(V.confidences(p, "p", "nan_count")).sum())
 
 
 def _valid(p, *targets):
@@ -35,9 +46,25 @@ def _valid(p, *targets):
     return (p[keep],) + tuple(np.asarray(t, dtype=float)[keep] for t in targets)
 
 
+def _checked(where: str, p, target, target_name: str = "target", binary: bool = False):
+    """Validate ``p`` (confidences) and ``target`` ([0, 1], or 0/1 with ``binary``), then drop NaN questions."""
+    p = V.confidences(p, "p", where)
+    t = V.binary(target, target_name, where) if binary else V.unit_interval(target, target_name, where)
+    V.same_length(where, p=p, **{target_name: t})
+    return _valid(p, t)
+
+
 def brier(p, target) -> float:
-    """Mean squared error ``mean (p - target)^2`` over the valid questions (CC-Brier with mu, RC with r)."""
-    p, t = _valid(p, target)
+    """Mean squared error ``mean (p - target)^2`` over the valid questions (CC-Brier with mu, RC with r).
+
+    Args:
+        p: (Q,) confidences in [0, 1], NaN for failed questions (excluded).
+        target: (Q,) values in [0, 1] (mu or r).
+
+    Raises:
+        ValueError: out-of-range confidences or targets, or arrays of different lengths.
+    """
+    p, t = _checked("brier", p, target)
     return float(np.mean((p - t) ** 2)) if p.size else float("nan")
 
 
@@ -45,8 +72,11 @@ def log_loss(p, target, eps: float = LOGLOSS_EPS) -> float:
     """Cross-entropy with a soft target: ``-mean(t log q + (1 - t) log(1 - q))``, ``q = clip(p, eps, 1 - eps)``.
 
     With a 0/1 target this is the usual log-loss (scikit-learn's ``log_loss`` on the same clipped ``q``).
+
+    Raises:
+        ValueError: confidences or targets outside [0, 1], or arrays of different lengths.
     """
-    p, t = _valid(p, target)
+    p, t = _checked("log_loss", p, target)
     if not p.size:
         return float("nan")
     q = np.clip(p, eps, 1.0 - eps)
@@ -54,9 +84,14 @@ def log_loss(p, target, eps: float = LOGLOSS_EPS) -> float:
 
 
 def bin_edges(p, n_bins: int = 10, binning: str = "equal_width") -> np.ndarray:
-    """(n_bins + 1,) bin edges: ``i / n_bins``, or the quantiles of the valid ``p`` for ``"equal_mass"``."""
+    """(n_bins + 1,) bin edges: ``i / n_bins``, or the quantiles of the valid ``p`` for ``"equal_mass"``.
+
+    Raises:
+        ValueError: ``n_bins < 1``, an unknown binning, or a confidence outside [0, 1].
+    """
     if n_bins < 1:
         raise ValueError("n_bins must be >= 1")
+    p = V.confidences(p, "p", "bin_edges")
     if binning == "equal_width":
         return np.arange(n_bins + 1) / n_bins
     if binning == "equal_mass":
@@ -74,8 +109,11 @@ def bin_index(p, edges: np.ndarray, binning: str = "equal_width") -> np.ndarray:
 
     ``"equal_width"``: ``floor(round(p * B, 9))`` clipped to ``[0, B - 1]`` (see the module docstring).
     ``"equal_mass"``: ``searchsorted(inner edges, p, side="right")``.
+
+    Raises:
+        ValueError: a confidence outside [0, 1].
     """
-    p = np.nan_to_num(np.asarray(p, dtype=float), nan=0.0)
+    p = np.nan_to_num(V.confidences(p, "p", "bin_index"), nan=0.0)
     n_bins = len(edges) - 1
     if binning == "equal_width":
         idx = np.floor(np.round(p * n_bins, 9)).astype(np.int64)
@@ -84,8 +122,8 @@ def bin_index(p, edges: np.ndarray, binning: str = "equal_width") -> np.ndarray:
     return np.clip(idx, 0, n_bins - 1)
 
 
-def _bin_sums(p, target, n_bins, binning):
-    p, t = _valid(p, target)
+def _bin_sums(p, target, n_bins, binning, where):
+    p, t = _checked(where, p, target)
     edges = bin_edges(p, n_bins, binning)
     idx = bin_index(p, edges, binning)
     count = np.bincount(idx, minlength=n_bins).astype(float)
@@ -100,7 +138,7 @@ def reliability_bins(p, target, n_bins: int = 10, binning: str = "equal_width") 
     Returns:
         ``[{"lo", "hi", "count", "mean_conf", "mean_target"}]``; the means are NaN for an empty bin.
     """
-    edges, count, sp, st, _ = _bin_sums(p, target, n_bins, binning)
+    edges, count, sp, st, _ = _bin_sums(p, target, n_bins, binning, "reliability_bins")
     with np.errstate(invalid="ignore", divide="ignore"):
         mc, mt = sp / count, st / count
     return [{"lo": float(edges[i]), "hi": float(edges[i + 1]), "count": int(count[i]),
@@ -109,14 +147,22 @@ def reliability_bins(p, target, n_bins: int = 10, binning: str = "equal_width") 
 
 
 def ece(p, target, n_bins: int = 10, binning: str = "equal_width") -> float:
-    """Expected calibration error ``sum_bins (count / N) |mean p - mean target|`` (NaN when N = 0)."""
-    _, count, sp, st, t = _bin_sums(p, target, n_bins, binning)
+    """Expected calibration error ``sum_bins (count / N) |mean p - mean target|`` (NaN when N = 0).
+
+    Raises:
+        ValueError: confidences or targets outside [0, 1], or arrays of different lengths.
+    """
+    _, count, sp, st, t = _bin_sums(p, target, n_bins, binning, "ece")
     return float(np.sum(np.abs(sp - st)) / t.size) if t.size else float("nan")
 
 
 def mce(p, target, n_bins: int = 10, binning: str = "equal_width") -> float:
-    """Maximum calibration error: the largest ``|mean p - mean target|`` over non-empty bins."""
-    _, count, sp, st, t = _bin_sums(p, target, n_bins, binning)
+    """Maximum calibration error: the largest ``|mean p - mean target|`` over non-empty bins.
+
+    Raises:
+        ValueError: confidences or targets outside [0, 1], or arrays of different lengths.
+    """
+    _, count, sp, st, t = _bin_sums(p, target, n_bins, binning, "mce")
     full = count > 0
     return float(np.max(np.abs(sp[full] - st[full]) / count[full])) if full.any() else float("nan")
 
@@ -131,8 +177,11 @@ def brier_decomposition(p, target, n_bins: int = 10, binning: str = "equal_width
 
     Returns:
         ``{"reliability", "resolution", "uncertainty"}``, NaN when no question is valid.
+
+    Raises:
+        ValueError: confidences or targets outside [0, 1], or arrays of different lengths.
     """
-    _, count, sp, st, t = _bin_sums(p, target, n_bins, binning)
+    _, count, sp, st, t = _bin_sums(p, target, n_bins, binning, "brier_decomposition")
     if not t.size:
         return {"reliability": float("nan"), "resolution": float("nan"), "uncertainty": float("nan")}
     full = count > 0
@@ -143,8 +192,16 @@ def brier_decomposition(p, target, n_bins: int = 10, binning: str = "equal_width
 
 
 def pearson(p, mu) -> float:
-    """Pearson correlation of confidence and mu over the valid questions (NaN if either is constant)."""
-    p, m = _valid(p, mu)
+    """Pearson correlation of confidence and mu over the valid questions (NaN if either is constant).
+
+    Raises:
+        ValueError: confidences or mu outside [0, 1], or arrays of different lengths.
+    """
+    p, m = _checked("pearson", p, mu, "mu")
+    return _pearson(p, m)
+
+
+def _pearson(p: np.ndarray, m: np.ndarray) -> float:
     if p.size < 2 or p.min() == p.max() or m.min() == m.max():      # a constant: undefined
         return float("nan")
     dp, dm = p - p.mean(), m - m.mean()
@@ -153,11 +210,15 @@ def pearson(p, mu) -> float:
 
 
 def spearman(p, mu) -> float:
-    """Spearman rank correlation (Pearson of mid-ranks, so ties are handled) of confidence and mu."""
-    p, m = _valid(p, mu)
+    """Spearman rank correlation (Pearson of mid-ranks, so ties are handled) of confidence and mu.
+
+    Raises:
+        ValueError: confidences or mu outside [0, 1], or arrays of different lengths.
+    """
+    p, m = _checked("spearman", p, mu, "mu")
     if p.size < 2:
         return float("nan")
-    return pearson(rankdata(p), rankdata(m))
+    return _pearson(rankdata(p), rankdata(m))
 
 
 def auroc_weighted(score, pos_weight, neg_weight) -> float:
@@ -168,9 +229,20 @@ def auroc_weighted(score, pos_weight, neg_weight) -> float:
     when there are no positives or no negatives. NaN scores are excluded.
 
     Args:
-        score: (Q,) scores.
-        pos_weight, neg_weight: (Q,) non-negative weights.
+        score: (Q,) scores (any real numbers; NaN = excluded).
+        pos_weight, neg_weight: (Q,) non-negative finite weights.
+
+    Raises:
+        ValueError: an infinite score, a negative or non-finite weight, or arrays of different lengths.
     """
+    score = V.finite_or_nan(score, "score", "auroc_weighted")
+    pos_weight = V.nonnegative(pos_weight, "pos_weight", "auroc_weighted")
+    neg_weight = V.nonnegative(neg_weight, "neg_weight", "auroc_weighted")
+    V.same_length("auroc_weighted", score=score, pos_weight=pos_weight, neg_weight=neg_weight)
+    return _auroc_weighted(score, pos_weight, neg_weight)
+
+
+def _auroc_weighted(score: np.ndarray, pos_weight: np.ndarray, neg_weight: np.ndarray) -> float:
     s, a, b = _valid(score, pos_weight, neg_weight)
     tot_a, tot_b = a.sum(), b.sum()
     if tot_a <= 0 or tot_b <= 0:
@@ -183,9 +255,15 @@ def auroc_weighted(score, pos_weight, neg_weight) -> float:
 
 
 def auroc(p, labels) -> float:
-    """AUROC of confidences against 0/1 labels (the response target r), tie-aware; NaN with one class."""
-    lab = np.asarray(labels, dtype=float)
-    return auroc_weighted(p, lab, 1.0 - lab)
+    """AUROC of confidences against 0/1 labels (the response target r), tie-aware; NaN with one class.
+
+    Raises:
+        ValueError: confidences outside [0, 1], labels that are not 0 or 1, or arrays of different lengths.
+    """
+    p = V.confidences(p, "p", "auroc")
+    lab = V.binary(labels, "labels", "auroc")
+    V.same_length("auroc", p=p, labels=lab)
+    return _auroc_weighted(p, lab, 1.0 - lab)
 
 
 def auroc_samples(p, label_matrix) -> float:
@@ -196,8 +274,16 @@ def auroc_samples(p, label_matrix) -> float:
         label_matrix: (Q, n_max) 0/1 per-sample correctness, NaN where a question has fewer samples.
 
     Equals ``roc_auc_score`` on the expanded pairs ``(p_i, label_ij)`` for every real sample j.
+
+    Raises:
+        ValueError: confidences outside [0, 1], labels other than 0, 1 and NaN padding, or a label matrix
+            without one row per question.
     """
-    lab = np.asarray(label_matrix, dtype=float)
+    p = V.confidences(p, "p", "auroc_samples")
+    lab = V.binary(label_matrix, "label_matrix", "auroc_samples", allow_nan=True)
+    if lab.ndim != 2:
+        raise V.InvalidArrayError(f"auroc_samples: argument 'label_matrix' must be 2-D (Q, n), got shape {lab.shape}")
+    V.same_length("auroc_samples", p=p, label_matrix=lab)
     pos = np.nansum(lab, axis=1)
     neg = np.sum(~np.isnan(lab), axis=1) - pos
-    return auroc_weighted(p, pos, neg)
+    return _auroc_weighted(p, pos, neg)

@@ -11,11 +11,17 @@ Definitions (DESIGN.md section 1):
   exactly ``p``, so the oracle ``p = mu`` has a pass@1 error of exactly zero.
 
 Everything here is vectorised numpy over questions; ``k > n`` gives NaN, never 1.0.
+
+Input checks (:mod:`capcal.validate`): confidences in [0, 1] or NaN, counts whole with ``0 <= c <= n``,
+``k`` a whole number (``>= 1`` for predictions, ``>= 0`` for the unbiased estimator). Anything else raises
+``ValueError`` (:class:`capcal.errors.InvalidArrayError`) naming the argument and how many entries are bad.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from . import validate as V
 
 
 def curve_ks(n_min: int) -> list[int]:
@@ -26,7 +32,11 @@ def curve_ks(n_min: int) -> list[int]:
 
     Returns:
         Increasing list of ints; empty when ``n_min < 1``. ``curve_ks(100)`` is ``[1, 2, 4, ..., 64, 100]``.
+
+    Raises:
+        ValueError: ``n_min`` is not a whole number.
     """
+    n_min = int(V._whole(n_min, "n_min", "curve_ks"))
     ks, k = [], 1
     while k <= n_min:
         ks.append(k)
@@ -47,15 +57,14 @@ def passk_table(n, c, k_max: int | None = None) -> np.ndarray:
     Returns:
         (Q, k_max + 1) float array; column k holds pass@k, column 0 is 0, and entries with ``k > n`` are NaN.
         Column 1 equals ``c / n`` exactly.
+
+    Raises:
+        ValueError: counts that are not whole numbers, ``c < 0``, ``c > n``, different shapes, ``k_max < 0``.
     """
-    n = np.asarray(n, dtype=np.int64).reshape(-1)
-    c = np.asarray(c, dtype=np.int64).reshape(-1)
-    if n.shape != c.shape:
-        raise ValueError("n and c must have the same shape")
-    if np.any(c < 0) or np.any(c > n):
-        raise ValueError("need 0 <= c <= n for every question")
+    n, c = V.counts(np.reshape(n, -1), np.reshape(c, -1), "passk_table")
     if k_max is None:
         k_max = int(n.max()) if n.size else 0
+    k_max = int(V.nonnegative_int(k_max, "k_max", "passk_table"))
     j = np.arange(k_max, dtype=np.float64)                       # (k_max,)
     wrong = (n - c).astype(np.float64)[:, None]
     total = n.astype(np.float64)[:, None]
@@ -86,11 +95,13 @@ def passk_unbiased(n, c, k) -> np.ndarray:
     Returns:
         float array broadcast from the inputs (a 0-d array for scalars): 0 where ``c = 0``, 1 where ``c = n``
         (and ``k >= 1``), 0 for ``k = 0``, NaN where ``k > n``.
+
+    Raises:
+        ValueError: counts that are not whole numbers or break ``0 <= c <= n``, or a negative ``k``.
     """
-    n_arr, c_arr, k_arr = np.broadcast_arrays(np.asarray(n, np.int64), np.asarray(c, np.int64),
-                                              np.asarray(k, np.int64))
-    if np.any(k_arr < 0):
-        raise ValueError("k must be >= 0")
+    k_arr = V.nonnegative_int(k, "k", "passk_unbiased")
+    n_arr, c_arr = V.counts(*np.broadcast_arrays(np.asarray(n), np.asarray(c)), "passk_unbiased")
+    n_arr, c_arr, k_arr = np.broadcast_arrays(n_arr, c_arr, k_arr)
     shape = n_arr.shape
     n_f, c_f, k_f = n_arr.reshape(-1), c_arr.reshape(-1), k_arr.reshape(-1)
     k_top = int(min(k_f.max(), n_f.max())) if n_f.size else 0
@@ -105,11 +116,14 @@ def passk_predicted(p, k) -> np.ndarray:
     """Predicted pass@k ``1 - (1 - p)^k`` of confidences ``p`` (NaN stays NaN; ``k = 1`` returns ``p``).
 
     Args:
-        p: (Q,) confidences in [0, 1].
+        p: (Q,) confidences in [0, 1] (NaN allowed).
         k: int >= 1, or an array broadcastable with ``p``.
+
+    Raises:
+        ValueError: a confidence outside [0, 1], or a ``k`` that is not a whole number >= 1.
     """
-    p = np.asarray(p, dtype=float)
-    k = np.asarray(k)
+    p = V.confidences(p, "p", "passk_predicted")
+    k = V.positive_int(k, "k", "passk_predicted")
     with np.errstate(divide="ignore", invalid="ignore"):
         out = -np.expm1(k * np.log1p(-np.minimum(p, 1.0)))
     return np.where(k == 1, p, np.where(p >= 1.0, 1.0, out))
@@ -125,9 +139,13 @@ def passk_mse(p, n, c, ks=(1, 4, 16, 64)) -> dict[int, float]:
 
     Returns:
         ``{k: mse}``; NaN when every confidence is NaN.
+
+    Raises:
+        ValueError: confidences outside [0, 1], counts breaking ``0 <= c <= n``, or arrays of different lengths.
     """
-    p = np.asarray(p, dtype=float)
-    n = np.asarray(n)
+    p = V.confidences(p, "p", "passk_mse")
+    n, c = V.counts(n, c, "passk_mse")
+    V.same_length("passk_mse", p=p, n=n, c=c)
     n_min = int(n.min()) if n.size else 0
     valid = np.isfinite(p)
     out = {}
@@ -153,9 +171,13 @@ def passk_curve(p, n, c, ks=None, table: np.ndarray | None = None) -> list[dict[
 
     Returns:
         One dict per k: ``{"k", "predicted", "band_lo", "band_hi", "actual"}`` (NaN when no question is valid).
+
+    Raises:
+        ValueError: confidences outside [0, 1], counts breaking ``0 <= c <= n``, or arrays of different lengths.
     """
-    p = np.asarray(p, dtype=float)
-    n = np.asarray(n)
+    p = V.confidences(p, "p", "passk_curve")
+    n, c = V.counts(n, c, "passk_curve")
+    V.same_length("passk_curve", p=p, n=n, c=c)
     n_min = int(n.min()) if n.size else 0
     ks = curve_ks(n_min) if ks is None else [int(k) for k in ks if 1 <= k <= n_min]
     valid = ~np.isnan(p)

@@ -160,15 +160,55 @@ def _fingerprint(config: dict[str, Any], task: str) -> str | None:
     return str(fp) if fp else None
 
 
+def in_sample_reason(meta: dict[str, Any]) -> str | None:
+    """Why an estimator's confidences are in-sample, from its meta; ``None`` when they are not.
+
+    In-sample means fitted on the evaluated questions themselves (``"in_sample": true``, e.g. the constant
+    base rate of a task without a training split) or computed from the samples that define mu
+    (``"samples_overlap_mu": true``: the oracles, consistency reusing the stored samples). Such rows are
+    marked on the leaderboard and never gate ``capcal compare``.
+    """
+    if not isinstance(meta, dict):
+        return None
+    if meta.get("in_sample"):
+        source = meta.get("source")
+        return ("fitted on the evaluated questions (in-sample" + (f", source {source!r}" if source else "") + ")")
+    if meta.get("samples_overlap_mu"):
+        return "computed from the samples that define mu"
+    base = meta.get("base_meta")
+    if isinstance(base, dict):
+        inner = in_sample_reason(base)
+        if inner:
+            return f"its base estimator is {inner}"
+    return None
+
+
 def _estimator_extras(rd: RunDir, task: str, name: str, ids: np.ndarray) -> dict[str, Any]:
-    """Parse rate, failure reasons and meta of one estimator's stored output."""
+    """Parse rate, failure reasons, meta and the in-sample flag of one estimator's stored output."""
     if not rd.estimator_path(task, name).exists():
-        return {"parse_rate": None, "failure_reasons": {}, "meta": {}}
+        return {"parse_rate": None, "failure_reasons": {}, "meta": {}, "in_sample": None}
     conf, reasons, meta = rd.estimator_output(task, name, ids)
     ok = np.isfinite(conf)
     failures = Counter(str(r or "failed") for r, good in zip(reasons, ok, strict=True) if not good)
     return {"parse_rate": float(ok.mean()) if len(ok) else None,
-            "failure_reasons": dict(sorted(failures.items())), "meta": redact_secrets(meta)}
+            "failure_reasons": dict(sorted(failures.items())), "meta": redact_secrets(meta),
+            "in_sample": in_sample_reason(meta)}
+
+
+def _common_counts(rd: RunDir, task: str, ids: np.ndarray, pairs: list[str], names: list[str]) -> dict[str, int]:
+    """Per difference ``"A-B"``, how many questions both A and B answered (what the difference is over)."""
+    valid = {}
+    for name in names:
+        if rd.estimator_path(task, name).exists():
+            valid[name] = np.isfinite(rd.estimator_output(task, name, ids)[0])
+    out = {}
+    for pair in pairs:
+        # names may hold "-" themselves: take the split whose both sides are estimators of the task
+        cuts = [i for i, ch in enumerate(pair) if ch == "-" and pair[:i] in valid and pair[i + 1:] in valid]
+        if cuts:
+            a, b = pair[:cuts[0]], pair[cuts[0] + 1:]
+            out[pair] = int(np.sum(valid[a] & valid[b]))
+    return out
 
 
 _ESTIMATOR_KEYS = ("n", "n_nan", "nan_rate", "metrics", "reliability", "passk_curve", "budget_curve")
@@ -183,10 +223,19 @@ def _task_record(rd: RunDir, config: dict[str, Any], task: str, analysis: dict[s
     for name, est in analysis.get("estimators", {}).items():
         entry = {k: est.get(k) for k in _ESTIMATOR_KEYS}
         entry.update(_estimator_extras(rd, task, name, ids) if rows else
-                     {"parse_rate": None, "failure_reasons": {}, "meta": {}})
+                     {"parse_rate": None, "failure_reasons": {}, "meta": {}, "in_sample": None})
+        nan_rate = est.get("nan_rate")
+        entry["coverage"] = None if nan_rate is None else 1.0 - float(nan_rate)
         estimators[name] = entry
     n_samples = analysis.get("n_samples") or {}
+    differences = analysis.get("differences", {})
+    n_total = sum(len(row.get("correct", [])) for row in rows)
+    finish = Counter(str(f) for row in rows for f in (row.get("finish_reasons") or []))
     return {
+        "truncation_rate": (sum(int(r.get("n_truncated", 0)) for r in rows) / n_total) if n_total else None,
+        "empty_rate": (sum(int(r.get("n_empty", 0)) for r in rows) / n_total) if n_total else None,
+        "finish_reasons": dict(sorted(finish.items())),
+        "differences_n_common": _common_counts(rd, task, ids, list(differences), list(estimators)) if rows else {},
         "split": str(tc.get("split", "eval")),
         "k": tc.get("k", config.get("k", n_samples.get("max"))),
         "data_fingerprint": _fingerprint(config, task),

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .errors import CapcalError, DataError, ModelError, UnknownNameError
 from .estimators import EstimatorContext, EstimatorOutput
+from .grading import grade_sample, sample_flags
 from .models.base import Completion, GenerationRequest, Messages, ModelBackend, SamplingParams
 from .registry import Registry, get_registry
 from .runconfig import (
@@ -47,7 +48,10 @@ from .runconfig import (
 from .rundir import RunDir, Targets, read_jsonl
 from .store import SampleStore, canonical_json, sample_key
 
-__all__ = ["TaskSplit", "run", "Pipeline"]
+__all__ = ["TaskSplit", "run", "Pipeline", "FLAG_RATE"]
+
+#: Truncation or empty-reply rate of a task above which the run warns on stderr.
+FLAG_RATE = 0.05
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -118,6 +122,10 @@ class Pipeline:
         self._task_plan: dict[str, dict[str, Any]] = {}
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
         self.estimator_failures: dict[tuple[str, str], str] = {}
+        # leakage rule: fit contexts without scored questions, refused splits, splits the current estimator used
+        self._fit_contexts: dict[tuple[str, str], tuple[EstimatorContext, dict[str, Any]]] = {}
+        self._refused: dict[tuple[str, str], str] = {}
+        self._touched: dict[str, dict[str, Any]] = {}
 
     # -- the whole run ------------------------------------------------------------------------------
     def run(self) -> RunDir:
@@ -263,6 +271,7 @@ class Pipeline:
             "suite": self._suite.to_record() if self._suite else None,
             "bootstrap": cfg.bootstrap,
             "train_limit": cfg.train_limit,
+            "grade_truncated": bool(cfg.grade_truncated),
             "concurrency": cfg.concurrency,
             "data_dir": None if cfg.data_dir is None else str(cfg.data_dir),
             "tasks": tasks,
@@ -314,8 +323,11 @@ class Pipeline:
     def grade(self, sp: TaskSplit) -> Targets:
         """Grade every sample of ``sp`` and write its targets (skipped when they are up to date)."""
         grader = getattr(sp.task, "grader", None)
-        fp = _fingerprint("targets", __version__, getattr(grader, "name", None), sp.ids.tolist(), sp.keys,
-                          sp.designated)
+        grade_truncated = bool(getattr(self.config, "grade_truncated", False))
+        parts = ["targets", __version__, getattr(grader, "name", None), sp.ids.tolist(), sp.keys, sp.designated]
+        if grade_truncated:  # only when set, so that fingerprints of earlier runs stay valid
+            parts.append("grade_truncated")
+        fp = _fingerprint(*parts)
         path = self.rd.targets_path(sp.name, sp.split)
         if self.rd.stage_done(sp.stage, fp, path):
             rows = read_jsonl(path)
@@ -323,16 +335,40 @@ class Pipeline:
             stored = self.store.get_many(k for row in sp.keys for k in row)
             rows = []
             for q, ex in enumerate(sp.examples):
-                results = [sp.task.grade(Completion.from_dict(stored[key]).text, ex) for key in sp.keys[q]]
-                correct = [int(bool(g.correct)) for g in results]
+                comps = [Completion.from_dict(stored[key]) for key in sp.keys[q]]
+                graded = [grade_sample(sp.task, comp.text, comp.finish_reason, ex, grade_truncated)
+                          for comp in comps]
+                correct = [int(bool(g.correct)) for g, _ in graded]
+                finish = [comp.finish_reason for comp in comps]
+                n_truncated, n_empty = sample_flags([comp.text for comp in comps], finish)
                 c = sum(correct)
                 rows.append({"id": str(sp.ids[q]), "index": int(ex.index), "n": sp.k, "c": c, "mu": c / sp.k,
                              "designated": sp.designated, "r": correct[sp.designated], "correct": correct,
-                             "extracted": [g.extracted for g in results], "sample_keys": list(sp.keys[q])})
+                             "extracted": [g.extracted for g, _ in graded], "reasons": [why for _, why in graded],
+                             "finish_reasons": finish, "n_truncated": n_truncated, "n_empty": n_empty,
+                             "sample_keys": list(sp.keys[q])})
             self.rd.write_targets(sp.name, rows, sp.split)
             self.rd.mark_stage(sp.stage, fp)
         sp.rows, sp.targets, sp.targets_fingerprint = rows, Targets.from_rows(rows), fp
+        if sp.split == "eval":
+            self._warn_flags(sp)
         return sp.targets
+
+    def _warn_flags(self, sp: TaskSplit) -> None:
+        """One stderr warning per task whose truncation or empty-reply rate passes :data:`FLAG_RATE`."""
+        t = sp.targets
+        total = int(np.sum(t.n))
+        if not total:
+            return
+        if t.truncation_rate > FLAG_RATE:
+            what = ("graded anyway (--grade-truncated)" if getattr(self.config, "grade_truncated", False)
+                    else "graded incorrect, reason 'truncated'")
+            self.log(f"capcal: warning: {sp.name}: {int(np.sum(t.n_truncated))} of {total} samples "
+                     f"({t.truncation_rate:.1%}) stopped at the token limit (max_tokens={sp.params.max_tokens}) "
+                     f"and were {what}; raise --max-tokens")
+        if t.empty_rate > FLAG_RATE:
+            self.log(f"capcal: warning: {sp.name}: {int(np.sum(t.n_empty))} of {total} samples "
+                     f"({t.empty_rate:.1%}) are empty replies (graded incorrect, reason 'empty')")
 
     # -- estimators ---------------------------------------------------------------------------------
     def context(self, sp: TaskSplit) -> EstimatorContext:
@@ -351,17 +387,54 @@ class Pipeline:
     def split_context(self, name: str, split: str) -> EstimatorContext:
         """Context of another split of task ``name``: sampled and graded through the same store first.
 
+        The leakage rule is enforced here, for every estimator whatever it does: a training or validation
+        context never holds a scored question. A split that IS the evaluation split (a suite with
+        ``split: train``) is refused before anything is sampled; questions of another split that repeat a
+        scored one (same id, or same normalised question text) are dropped, and the drop is recorded in the
+        estimator's meta (``fit_splits``).
+
         Raises:
             DataError: the task has no such split.
+            capcal.leakage.LeakageError: the split is the evaluation split, or every question of it is scored.
         """
+        from .leakage import LeakageError, without_scored
+
         if split == "eval":
             return self.context(self.splits[name])
-        if (name, split) not in self._other_splits:
-            sp = self._resolve(name, split, limit=self.config.train_limit)
-            self.sample(sp)
-            self.grade(sp)
-            self._other_splits[(name, split)] = sp
-        return self.context(self._other_splits[(name, split)])
+        key = (name, split)
+        if key in self._refused:
+            self._touched[split] = {"split": split, "refused": self._refused[key]}
+            raise LeakageError(self._refused[key])
+        if key not in self._fit_contexts:
+            eval_role = self._task_plan.get(name, {}).get("split", "eval")
+            spec = getattr(self.splits[name].task, "spec", None)
+            eval_name = spec.split_name(eval_role) if spec is not None and eval_role != "eval" else None
+            if split == eval_role or (eval_name is not None and spec.split_name(split) == eval_name):
+                self._refused[key] = (f"task {name!r}: split {split!r} is the evaluation split of this run "
+                                      f"(suite split {eval_role!r}); learned estimators may not fit on the "
+                                      "scored questions (leakage rule)")
+                self._touched[split] = {"split": split, "refused": self._refused[key]}
+                raise LeakageError(self._refused[key])
+            if key not in self._other_splits:
+                sp = self._resolve(name, split, limit=self.config.train_limit)
+                self.sample(sp)
+                self.grade(sp)
+                self._other_splits[key] = sp
+            try:
+                ctx, record = without_scored(self.context(self._other_splits[key]), self.context(self.splits[name]),
+                                             f"task {name!r}, split {split!r}")
+            except LeakageError as exc:
+                self._refused[key] = str(exc)
+                self._touched[split] = {"split": split, "refused": str(exc)}
+                raise
+            if record["removed"]:
+                self.log(f"capcal: warning: {name}: {record['removed']} questions of split {split!r} are also "
+                         f"scored ({record['removed_by_id']} by id, {record['removed_by_text']} by question text); "
+                         "learned estimators fit without them")
+            self._fit_contexts[key] = (ctx, record)
+        ctx, record = self._fit_contexts[key]
+        self._touched[split] = record
+        return ctx
 
     def _optional_split(self, name: str, split: str) -> EstimatorContext | None:
         try:
@@ -386,12 +459,17 @@ class Pipeline:
             if self.rd.stage_done(stage, fp, self.rd.estimator_path(sp.name, name)):
                 continue
             t0 = time.perf_counter()
+            self._touched = {}
             try:
                 out = self._predict(est, sp)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # noqa: BLE001 - a failing estimator is recorded, the run goes on
-                reason = f"estimator failed: {type(exc).__name__}: {exc}".splitlines()[0][:300]
+                reason = f"estimator failed: {type(exc).__name__}: {exc}".splitlines()[0]
+                refused = [t["refused"] for t in self._touched.values() if "refused" in t]
+                if refused and not any(r in reason for r in refused):
+                    reason += f" ({refused[0]})"
+                reason = reason[:400]
                 self.estimator_failures[(sp.name, name)] = reason
                 self.log(f"capcal: warning: {sp.name}/{name}: {reason}")
                 nan = np.full(len(sp.ids), np.nan)
@@ -402,15 +480,22 @@ class Pipeline:
                 continue
             meta = {**out.meta, "params": _params_of(est), "failure_rate": out.failure_rate,
                     "elapsed_s": time.perf_counter() - t0}
+            if self._touched:  # what the estimator was allowed to fit on (and what was refused or dropped)
+                meta["fit_splits"] = [self._touched[k] for k in sorted(self._touched)]
             self.rd.write_estimator(sp.name, name, sp.ids, out.confidence, out.reasons, meta)
             self.rd.mark_stage(stage, fp)
 
     def _predict(self, est: Any, sp: TaskSplit) -> EstimatorOutput:
+        from .leakage import check_disjoint
+
         ctx = self.context(sp)
         if getattr(est, "learns", False):
             # Learned estimators fit on the task's training split (validation for selection); a task
             # without one (triviaqa offline, math500, ...) passes None and the estimator says what it did.
+            # split_context has already removed every scored question; check_disjoint is the last guard.
             train, validation = self._optional_split(sp.name, "train"), self._optional_split(sp.name, "validation")
+            for split, fit_ctx in (("train", train), ("validation", validation)):
+                check_disjoint(fit_ctx, ctx, f"task {sp.name!r}, split {split!r}")
             est.fit(train, validation)
         out = est.predict(ctx)
         if not isinstance(out, EstimatorOutput):

@@ -124,6 +124,8 @@ class RunConfig:
         bootstrap: bootstrap resamples of the metrics' intervals.
         train_limit: questions sampled from the train / validation splits for learned estimators.
         progress: show progress bars (``None`` = only when stderr is a terminal).
+        grade_truncated: grade samples that stopped at the token limit like finished ones (default: they
+            count as incorrect with reason ``truncated``; DESIGN.md "truncated / empty samples").
     """
 
     output: str | Path
@@ -147,6 +149,7 @@ class RunConfig:
     bootstrap: int = 1000
     train_limit: int = DEFAULT_TRAIN_LIMIT
     progress: bool | None = None
+    grade_truncated: bool = False
 
     def __post_init__(self) -> None:
         self.tasks = split_names(self.tasks)

@@ -91,6 +91,11 @@ class Targets:
         designated: (Q,) index of the designated sample whose correctness is the response target.
         labels: (Q, n_max) per-sample correctness as float 0/1, NaN where a question has fewer samples.
         extracted: per question, the list of extracted answers (``None`` where extraction failed).
+        n_truncated: (Q,) samples that stopped at the token limit (finish reason ``length``); zeros when the
+            rows predate finish reasons.
+        n_empty: (Q,) samples whose reply was empty or blank.
+        reasons: per question, per sample, why it was graded without parsing (``"truncated"``, ``"empty"``,
+            ``"content_filter"``, ``"error"``) or ``None``.
     """
 
     ids: np.ndarray
@@ -99,6 +104,37 @@ class Targets:
     designated: np.ndarray
     labels: np.ndarray
     extracted: list[list[str | None]] = field(default_factory=list)
+    n_truncated: np.ndarray | None = None
+    n_empty: np.ndarray | None = None
+    reasons: list[list[str | None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        q = len(self.ids)
+        if self.n_truncated is None:
+            self.n_truncated = np.zeros(q, np.int64)
+        if self.n_empty is None:
+            self.n_empty = np.zeros(q, np.int64)
+
+    def take(self, idx) -> Targets:
+        """The targets of the questions at positions ``idx`` (in that order)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return Targets(ids=np.asarray(self.ids)[idx], n=np.asarray(self.n)[idx], c=np.asarray(self.c)[idx],
+                       designated=np.asarray(self.designated)[idx], labels=np.asarray(self.labels)[idx],
+                       extracted=[self.extracted[i] for i in idx] if self.extracted else [],
+                       n_truncated=np.asarray(self.n_truncated)[idx], n_empty=np.asarray(self.n_empty)[idx],
+                       reasons=[self.reasons[i] for i in idx] if self.reasons else [])
+
+    @property
+    def truncation_rate(self) -> float:
+        """Share of all graded samples that stopped at the token limit (NaN without samples)."""
+        total = int(np.sum(self.n))
+        return float(np.sum(self.n_truncated)) / total if total else float("nan")
+
+    @property
+    def empty_rate(self) -> float:
+        """Share of all graded samples whose reply was empty or blank (NaN without samples)."""
+        total = int(np.sum(self.n))
+        return float(np.sum(self.n_empty)) / total if total else float("nan")
 
     @property
     def mu(self) -> np.ndarray:
@@ -126,6 +162,9 @@ class Targets:
             designated=np.array([int(r.get("designated", 0)) for r in rows], dtype=np.int64),
             labels=labels,
             extracted=[list(r.get("extracted", [])) for r in rows],
+            n_truncated=np.array([int(r.get("n_truncated", 0)) for r in rows], dtype=np.int64),
+            n_empty=np.array([int(r.get("n_empty", 0)) for r in rows], dtype=np.int64),
+            reasons=[list(r.get("reasons") or [None] * len(r["correct"])) for r in rows],
         )
 
 

@@ -307,6 +307,17 @@ def _check_semantics(spec: TaskSpec) -> None:
             raise SpecError(spec.source, key, f"expected a Jinja expression over the row's columns: {exc}") from None
     if spec.choices_shuffle and "choices" not in spec.fields:
         raise SpecError(spec.source, "choices_shuffle", "needs 'fields.choices' (the options to shuffle)")
+    ds = spec.dataset
+    for role in ("train_split", "validation_split"):  # leakage rule: never fit or select on the scored split
+        if getattr(ds, role) is not None and getattr(ds, role) == ds.split:
+            raise SpecError(spec.source, f"dataset.{role}",
+                            f"{role} {getattr(ds, role)!r} is the evaluation split (dataset.split); learned "
+                            "estimators would fit on the questions they are scored on. Name a different split, "
+                            "or remove the key")
+    if ds.train_split is not None and ds.train_split == ds.validation_split:
+        raise SpecError(spec.source, "dataset.validation_split",
+                        f"validation_split {ds.validation_split!r} is also the train_split; hyper-parameters "
+                        "would be selected on the training questions. Name a different split, or remove the key")
     split = spec.fewshot["split"]
     if spec.fewshot["n"] > 0 and split in ("train", "validation") and spec.split_name(split) is None:
         raise SpecError(spec.source, "fewshot.split",

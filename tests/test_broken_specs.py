@@ -31,6 +31,9 @@ EXPECTED = {
     "bad_expression.yaml": ("fields.answer", ["Jinja expression", "syntax error"]),
     "bad_range.yaml": ("generation.k", ["expected a value >= 1", "got 0"]),
     "shuffle_without_choices.yaml": ("choices_shuffle", ["fields.choices"]),
+    "train_split_is_split.yaml": ("dataset.train_split", ["'test' is the evaluation split", "fit on the questions"]),
+    "validation_split_is_split.yaml": ("dataset.validation_split",
+                                       ["'validation' is the evaluation split", "scored on"]),
 }
 
 

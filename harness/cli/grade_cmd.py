@@ -18,6 +18,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--responses", required=True, metavar="FILE.jsonl", help="input JSON Lines file")
     parser.add_argument("--output", default=None, metavar="OUT.jsonl",
                         help="write graded lines here (default: standard output)")
+    parser.add_argument("--grade-truncated", "--grade_truncated", dest="grade_truncated", action="store_true",
+                        help="grade responses whose finish_reason is 'length' like finished ones (default: "
+                             "incorrect, reason 'truncated')")
     parser.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None, metavar="DIR",
                         help="local mirror <owner>__<name>/<config>/<split>.jsonl (default $CAPCAL_DATA_DIR, "
                              "else the Hugging Face hub); needed for lines given by 'index'")
@@ -28,6 +31,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..grading import grade_file
 
-    summary = grade_file(args.task, args.responses, args.output, data_dir=args.data_dir)
+    summary = grade_file(args.task, args.responses, args.output, data_dir=args.data_dir,
+                         grade_truncated=args.grade_truncated)
     print(summary.line(), file=sys.stderr)
     return 0

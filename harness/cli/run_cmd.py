@@ -55,6 +55,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     s.add_argument("--max-tokens", "--max_tokens", "--max_gen_toks", dest="max_tokens", type=int, metavar="N")
     s.add_argument("--no-logprobs", dest="logprobs", action="store_false",
                    help="do not ask for per-token log-probabilities")
+    s.add_argument("--grade-truncated", "--grade_truncated", dest="grade_truncated", action="store_true",
+                   help="grade samples that stopped at the token limit like finished ones (default: incorrect, "
+                        "reason 'truncated')")
     s.add_argument("--seed", type=int, default=0, help="run seed; per-sample seeds derive from it (default 0)")
     o = p.add_argument_group("input and output")
     o.add_argument("--output", "--output_path", "--output-path", "-o", dest="output", metavar="DIR",
@@ -95,7 +98,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         min_p=args.min_p, max_tokens=args.max_tokens, logprobs=args.logprobs, seed=args.seed,
         data_dir=args.data_dir, estimators=split_names(args.estimators), concurrency=args.concurrency,
         designated=args.designated, bootstrap=args.bootstrap, train_limit=args.train_limit,
-        progress=args.progress)
+        progress=args.progress, grade_truncated=args.grade_truncated)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -124,28 +124,78 @@ def strip_math_delimiters(text: str) -> str:
     return s
 
 
+_MARKER_IN_TEXT = re.compile(  # "\text{Answer: }" inside math: the marker as plain text
+    r"\\(?:text|textbf|mathrm|mbox|textrm)\s*\{\s*((?:" + "|".join(ANSWER_MARKERS) + r")\s*[:：]?)\s*\}",
+    re.IGNORECASE)
+_DISPLAY_OPEN = {"\\[": "\\]", "$$": "$$"}
+
+
+def _unbalanced_tail(rest: str) -> str:
+    """Drop a closing math delimiter left over when the marker stood inside the formula
+    (``$\\text{Answer: } 5$`` -> ``5``)."""
+    s = rest.strip()
+    if s.endswith("$") and (s.count("$") % 2 == 1) and not s.startswith("$"):
+        s = s[:-1].rstrip()
+    for left, right in (("\\[", "\\]"), ("\\(", "\\)")):
+        if s.endswith(right) and left not in s:
+            s = s[:-len(right)].rstrip()
+    return s
+
+
+def _next_lines_answer(tail: str) -> str | None:
+    """The answer on the lines after a bare marker: the next non-empty line, or a whole display-math block
+    (``\\[`` / ``$$`` alone on a line, up to its closing delimiter) joined into one line."""
+    lines = tail.splitlines()
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        close = _DISPLAY_OPEN.get(stripped)
+        if close is None:
+            return stripped
+        body = []
+        for later in lines[i + 1:]:
+            if later.strip() == close:
+                return f"{stripped} {' '.join(body)} {close}" if body else None
+            body.append(later.strip())
+        return None  # an unclosed display block (truncated)
+    return None
+
+
 def answer_line(text: str) -> str | None:
     """The text after the last explicit final-answer marker, to the end of its line.
 
     Markers: ``Final answer``, ``The answer is``, ``Answer:`` and its translations (``Ответ:``, ``答案：``,
-    ...), optionally in bold. Returns the stripped remainder (may be ``""`` when the answer is on the next
-    line, in which case that next non-empty line is returned), or ``None`` when no marker exists.
+    ...), optionally in bold, and also inside ``\\text{...}`` within a formula (``$\\text{Answer: } 5$``).
+    When nothing follows the marker on its line, the next non-empty line is the answer, or the whole
+    display-math block that starts there (``\\[`` ... ``\\]``, ``$$`` ... ``$$``). When a reply repeats its
+    answer line (at least twice) and its last line is a cut-off prefix of that line (a reply truncated while
+    repeating itself), the complete one is used. Returns the stripped remainder, or ``None`` when no
+    marker exists.
     """
     if not text:
         return None
+    if "\\" in text and _MARKER_IN_TEXT.search(text):
+        text = _MARKER_IN_TEXT.sub(lambda m: " " + m.group(1) + " ", text)
     matches = list(_ANSWER_LINE.finditer(text))
     if not matches:
         return None
-    m = matches[-1]
-    rest = m.group("rest").strip()
-    if not strip_markdown(rest).strip(" :*"):
-        tail = text[m.end():].lstrip("\n")
-        for line in tail.splitlines():
-            if line.strip():
-                rest = line.strip()
-                break
-    rest = strip_markdown(rest).strip().lstrip(":：").strip()
-    return rest or None
+
+    def rest_of(m: re.Match) -> str | None:
+        rest = m.group("rest").strip()
+        if not strip_markdown(rest).strip(" :*"):
+            rest = _next_lines_answer(text[m.end():].lstrip("\n")) or ""
+        rest = _unbalanced_tail(strip_markdown(rest).strip().lstrip(":：").strip())
+        return rest or None
+
+    last = rest_of(matches[-1])
+    if last and len(matches) > 2 and not text[matches[-1].end():].strip():
+        # a reply that repeated its answer line until the token limit cut the last repetition short
+        rests = [rest_of(m) for m in matches[:-1]]
+        for earlier in reversed(rests):
+            if earlier and earlier != last and earlier.startswith(last) and rests.count(earlier) >= 2:
+                return earlier
+    return last
 
 
 # --- numbers -------------------------------------------------------------------------------------------

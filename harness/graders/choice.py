@@ -6,7 +6,10 @@ Extraction, first rule that finds a letter wins:
        B", "(B) is correct";
     3. lines that start with an option label ``B)`` / ``(B)``, when they all name the same letter;
     4. a line that is only the letter (``B``, ``(B)``, ``B.``, ``[B]``), the last such line;
-    5. the answer text (after an ``Answer:`` marker, or the whole one-line reply) equal, after
+    5. a closing sentence that ends in a bare option letter after a comma, a colon or a choosing word
+       ("After considering each option, B.", "I would go with C.", "so it must be (D)"), unless that
+       sentence names two letters ("B or C", "A, B");
+    6. the answer text (after an ``Answer:`` marker, or the whole one-line reply) equal, after
        normalisation, to exactly one option's text.
 
 A letter is only taken when it stands alone: upper-case, not part of a word, and, when bare (no
@@ -66,6 +69,13 @@ class MultipleChoiceGrader(Grader):
                        flags | re.M),
         ]
         self._line_label = re.compile(rf"^[ \t>*#-]*(?:\(\s*({cls})\s*\)|({cls})\))", re.M)
+        letter = rf"(?:\(\s*{cls}\s*\)|\[\s*{cls}\s*\]|{cls})"
+        self._closing = re.compile(
+            rf"(?:[,:;—–]|\s-|(?<!\w)(?:is|be|choose|chose|pick|picked|select|selected|go\s+with|going\s+with|"
+            rf"option|choice|letter))\s*(?-i:(?P<close>{letter}))\s*[.!]?\s*$", re.IGNORECASE)
+        self._two_letters = re.compile(
+            rf"(?<![\w'])(?-i:{letter})\s*(?:,|/|\bor\b|\band\b|\bvs\.?|\bversus\b|&)\s*(?-i:{letter})(?![\w'])",
+            re.IGNORECASE)
         self._alone = re.compile(rf"^[ \t]*[(\[]?\s*({cls})\s*[)\]]?[ \t]*\.?[ \t]*$", re.M)
 
     @staticmethod
@@ -107,6 +117,9 @@ class MultipleChoiceGrader(Grader):
         alone = self._alone.findall(text)
         if alone:
             return alone[-1]
+        closing = self._closing_letter(text)
+        if closing:
+            return closing
         if choices:
             candidate = answer_line(text)
             if candidate is None and len(text.strip().splitlines()) == 1:
@@ -117,6 +130,20 @@ class MultipleChoiceGrader(Grader):
                 if target and len(hits) == 1:
                     return self.letters[hits[0]]
         return None
+
+    def _closing_letter(self, text: str) -> str | None:
+        """Rule 5: the bare letter that ends the reply's last sentence ("After considering each option, B.")."""
+        lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+        if not lines:
+            return None
+        sentences = [p for p in re.split(r"(?<=[.!?])\s+", lines[-1]) if p.strip()]
+        last = sentences[-1] if sentences else lines[-1]
+        if self._two_letters.search(last):
+            return None
+        m = self._closing.search(last)
+        if not m:
+            return None
+        return re.sub(r"[()\[\]\s]", "", m.group("close"))
 
     def normalize(self, extracted: str) -> str:
         """The upper-case letter (other text: stripped and upper-cased)."""

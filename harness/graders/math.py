@@ -6,8 +6,12 @@ Extraction, first rule that finds something wins:
        and translated markers (``Ответ:``, ``Respuesta:``, ``答案：``, ...); when prose surrounds formulas
        on that line, its last inline formula;
     3. the last inline formula (``$...$``, ``\\(...\\)``, ``\\[...\\]``) of the last non-empty line;
-    4. a reply that is a single short line (at most 80 characters) is the answer itself.
-Math delimiters, a trailing period and bold markers are removed from what is extracted. A reply with an
+    4. a plain-prose ending with no marker: the last sentence ends in "is N" / "equals N" / "are N" / "of N"
+       with a number N (``Therefore, the difference between them is 4.``);
+    5. a reply that is a single short line (at most 80 characters) is the answer itself.
+Math delimiters, a trailing period and bold markers are removed from what is extracted. From an answer line
+(rule 2) a remark in parentheses (``(without quotes)``) and unit words after a formula (``21 square
+centimeters``) are dropped; an answer on the line after a bare marker, or in a display block there, is found. A reply with an
 opened but unclosed box (truncated) and no answer line is unparseable. Every grader reads only the text
 after the last ``</think>`` of a reasoning model's reply.
 
@@ -77,6 +81,39 @@ def _plain_words(key: str) -> bool:
     return len(key) > 1 and bool(re.fullmatch(r"[A-Za-z][A-Za-z'\-]*", key))
 
 
+_REMARK = re.compile(r"\s*\((?:[A-Za-z][A-Za-z' ,;\-]*)\)\s*\.?$")
+_WORD_TAIL = re.compile(r"^(?P<head>.*?\S)\s+(?P<tail>[A-Za-z]{2,}(?:[\s\-]+[A-Za-z]{2,})*)\s*[.!]?$")
+_PROSE_END = re.compile(
+    r"(?:^|[\s,])(?:is|are|equals|equal\s+to|was|be|of|makes|gives)\s+"
+    r"(?P<ans>-?\\?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?\s?\\?%?)"
+    r"(?:\s+[A-Za-z]{2,}(?:\s+[A-Za-z]{2,}){0,3})?\s*[.!]?\s*$")
+
+
+def drop_remarks(answer: str) -> str:
+    """An answer line without what follows the answer itself: a trailing remark in parentheses made of
+    words only (``-\\frac{\\pi}{6} (without quotes)``) and unit or prose words after a formula that holds
+    a digit or a LaTeX command (``21 square centimeters`` -> ``21``). Answers that are words (``Evelyn``,
+    ``all real numbers``) and tails with digits or LaTeX (``4:30 \\text{ p.m.}``, ``2 and 3``) are kept."""
+    s = _REMARK.sub("", answer).strip()
+    m = _WORD_TAIL.match(s)
+    if m and re.search(r"[\d\\]", m.group("head")) and not re.search(r"[A-Za-z]{2,}\s*$", m.group("head")):
+        return m.group("head").strip()
+    return s or answer
+
+
+def prose_ending(line: str) -> str | None:
+    """The number that ends a plain-prose conclusion ("Therefore, the difference is 4."), or ``None``.
+
+    Only the last sentence of the line counts, and only when it ends with "is / are / equals / of N"
+    (optionally followed by up to four unit words): a number in the middle of a sentence is never taken.
+    """
+    sentences = [p for p in re.split(r"(?<=[.!?])\s+(?=[A-Z])", line.strip()) if p.strip()]
+    if not sentences:
+        return None
+    m = _PROSE_END.search(sentences[-1])
+    return m.group("ans").strip() if m else None
+
+
 def _formula_of(line: str) -> str:
     """An answer line's formula: the line itself, or its last inline formula when prose surrounds it
     ("The value of $x$ is $5$." -> ``5``)."""
@@ -119,7 +156,7 @@ class MathGrader(Grader):
         if candidate is None:
             candidate = answer_line(text)
             if candidate is not None:
-                candidate = _formula_of(candidate)
+                candidate = drop_remarks(_formula_of(drop_remarks(candidate)))
         if candidate is None and ("\\boxed" in text or "\\fbox" in text):
             return None  # a box was opened but never closed (a truncated reply)
         if candidate is None:
@@ -127,6 +164,8 @@ class MathGrader(Grader):
             found = _INLINE_MATH.findall(lines[-1]) if lines else []
             if found:
                 candidate = next(g for g in found[-1] if g)
+            elif lines and (prose := prose_ending(strip_markdown(lines[-1]))) is not None:
+                candidate = prose
             elif len(lines) == 1 and len(lines[0]) <= 80:
                 candidate = lines[0]
         if candidate is None:

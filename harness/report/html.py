@@ -7,8 +7,8 @@ from html import escape
 from pathlib import Path
 
 from .plots import budget_svg, passk_svg, reliability_svg
-from .table import MEAN, Cell, Leaderboard
-from .text import fmt_value, header_title
+from .table import IN_SAMPLE_MARK, MEAN, Cell, Leaderboard
+from .text import fmt_coverage, fmt_value, header_title
 
 _HERE = Path(__file__).resolve().parent
 
@@ -29,13 +29,28 @@ def _name_td(text: str) -> str:
     return f'<td class="name" data-value="{escape(text)}">{escape(text)}</td>'
 
 
-def _table(lb: Leaderboard, table_id: str, columns: list[tuple[str, str, str]]) -> str:
-    """A sortable table; ``columns`` are ``(header, task, metric)``."""
+def _estimator_td(row) -> str:
+    """The estimator's name; an in-sample row carries the mark and says why in its tooltip."""
+    if not row.in_sample:
+        return _name_td(row.estimator)
+    why = "; ".join(f"{t}: {w}" for t, w in sorted(row.in_sample.items()))
+    return (f'<td class="name in-sample" data-value="{escape(row.estimator)}" title="in-sample: {escape(why)}">'
+            f'{escape(row.estimator)} <span class="mark">{IN_SAMPLE_MARK}</span></td>')
+
+
+def _coverage_td(value: float | None) -> str:
+    return f'<td data-value="{"" if value is None else repr(value)}">{fmt_coverage(value)}</td>'
+
+
+def _table(lb: Leaderboard, table_id: str, columns: list[tuple[str, str, str]], coverage: bool = False) -> str:
+    """A sortable table; ``columns`` are ``(header, task, metric)``; ``coverage`` adds the Coverage column
+    (of the mean over tasks)."""
     head = '<th class="name">Model</th><th class="name">Estimator</th>' + \
-        "".join(f"<th>{escape(h)}</th>" for h, _, _ in columns)
+        ("<th>Coverage</th>" if coverage else "") + "".join(f"<th>{escape(h)}</th>" for h, _, _ in columns)
     body = "".join(
-        "<tr>" + _name_td(r.model) + _name_td(r.estimator) + "".join(_td(r.cell(t, m)) for _, t, m in columns)
-        + "</tr>" for r in lb.rows)
+        "<tr" + (' class="in-sample"' if r.in_sample else "") + ">" + _name_td(r.model) + _estimator_td(r)
+        + (_coverage_td(r.coverage.get(MEAN)) if coverage else "")
+        + "".join(_td(r.cell(t, m)) for _, t, m in columns) + "</tr>" for r in lb.rows)
     return (f'<table class="sortable" id="{table_id}"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table>")
 
@@ -67,10 +82,13 @@ def _plots(lb: Leaderboard) -> str:
 
 
 def _notes(lb: Leaderboard) -> str:
-    if not lb.notes:
+    if not lb.notes and not lb.flags:
         return ""
-    items = "".join(f"<li>{escape(n)}</li>" for n in lb.notes)
-    return f'<h2>Failures and flags</h2><ul class="notes">{items}</ul>'
+    items = "".join(f"<li>{escape(n)}</li>" for n in lb.notes + lb.flags)
+    legend = (f'<p class="meta">{IN_SAMPLE_MARK} in-sample row: its confidences were fitted on the evaluated '
+              "questions or computed from the samples that define mu; <code>capcal compare</code> never gates "
+              "on it.</p>") if any(r.in_sample for r in lb.rows) else ""
+    return f'<h2>Failures and flags</h2><ul class="notes">{items}</ul>{legend}'
 
 
 def to_html(lb: Leaderboard, title: str = "capcal leaderboard") -> str:
@@ -88,7 +106,7 @@ def to_html(lb: Leaderboard, title: str = "capcal leaderboard") -> str:
     warnings = "".join(f'<p class="warning">warning: {escape(w)}</p>' for w in lb.warnings)
     summary_title = "Mean over tasks" if len(lb.tasks) > 1 else f"Task {lb.tasks[0]}" if lb.tasks else "Mean"
     parts = [f"<h2>{escape(summary_title)}</h2>",
-             _table(lb, "summary", [(header_title(m), MEAN, m) for m in lb.metrics])]
+             _table(lb, "summary", [(header_title(m), MEAN, m) for m in lb.metrics], coverage=True)]
     if len(lb.tasks) > 1:
         for i, m in enumerate(lb.metrics):
             parts.append(f"<h2>{escape(header_title(m))} per task</h2>")

@@ -15,11 +15,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import CapcalError, UnknownNameError
-from ..results import METRIC_DIRECTIONS, is_known_metric, load_results
+from ..results import METRIC_DIRECTIONS, in_sample_reason, is_known_metric, load_results
 
 #: Headline metrics when the runs do not name a suite (the columns of ``capcal-v1``).
 DEFAULT_METRICS = ["cc_brier", "cc_ece", "rc_brier", "rc_ece", "auroc", "passk_mse@4", "budget_gain"]
 MEAN = "mean"
+#: The mark of a row whose confidences are in-sample (fitted on the evaluated questions, or computed from the
+#: samples that define mu); explained in "Failures and flags".
+IN_SAMPLE_MARK = "†"
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,18 @@ class Row:
     estimator: str
     suite: str | None
     cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+    #: per task (and ``"mean"``), the share of questions with a confidence (``None`` where absent)
+    coverage: dict[str, float | None] = field(default_factory=dict)
+    #: per task, why the row's confidences are in-sample (only the tasks where they are)
+    in_sample: dict[str, str] = field(default_factory=dict)
 
     def cell(self, task: str, metric: str) -> Cell:
         return self.cells.get((task, metric), Cell(None))
+
+    @property
+    def label(self) -> str:
+        """The estimator's name as shown, with :data:`IN_SAMPLE_MARK` when any task's row is in-sample."""
+        return f"{self.estimator} {IN_SAMPLE_MARK}" if self.in_sample else self.estimator
 
 
 @dataclass
@@ -57,6 +69,8 @@ class Leaderboard:
         warnings: why the rows may not be comparable (mixed suites or versions); also printed by the CLI.
         notes: per run x task x estimator, what qualifies its numbers: failures (NaN share and reasons),
             verbalized parse rates, consistency samples that overlap the samples defining mu.
+        flags: per run x task, what qualifies the targets (samples truncated at the token limit, empty
+            replies), and the in-sample rows (marked :data:`IN_SAMPLE_MARK`); shown with the notes.
         documents: the results documents the table was built from, in input order (the HTML plots use them).
     """
 
@@ -67,6 +81,7 @@ class Leaderboard:
     warnings: list[str]
     documents: list[dict[str, Any]] = field(default_factory=list, repr=False)
     notes: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
 
     @property
     def columns(self) -> list[str]:
@@ -77,8 +92,9 @@ class Leaderboard:
         """JSON form: tasks, metrics, runs, warnings and rows with ``{task: {metric: {value, ci}}}``."""
         return {
             "tasks": self.tasks, "metrics": self.metrics, "runs": self.runs, "warnings": self.warnings,
-            "notes": self.notes,
+            "notes": self.notes, "flags": self.flags,
             "rows": [{"model": r.model, "run": r.run, "estimator": r.estimator, "suite": r.suite,
+                      "coverage": {t: r.coverage.get(t) for t in self.columns}, "in_sample": r.in_sample,
                       "cells": {t: {m: r.cell(t, m).to_dict() for m in self.metrics} for t in self.columns}}
                      for r in self.rows],
         }
@@ -198,10 +214,21 @@ def build_leaderboard(documents: list[dict[str, Any]], metrics: list[str] | None
         names = sorted({e for t in doc["tasks"].values() for e in t["estimators"]})
         for est in names:
             row = Row(model=label, run=doc["run_name"], estimator=est, suite=_suite_label(doc))
+            answered = asked = 0
             for task in tasks:
                 entry = doc["tasks"].get(task, {}).get("estimators", {}).get(est)
                 for m in metrics:
                     row.cells[(task, m)] = _cell(entry["metrics"].get(m)) if entry else Cell(None)
+                if entry:
+                    cov = _coverage(entry)
+                    row.coverage[task] = cov
+                    if cov is not None and entry.get("n"):
+                        answered, asked = answered + cov * entry["n"], asked + entry["n"]
+                    # documents written before "in_sample" existed: the reason from the estimator's meta
+                    why = entry.get("in_sample") or in_sample_reason(entry.get("meta") or {})
+                    if why:
+                        row.in_sample[task] = why
+            row.coverage[MEAN] = answered / asked if asked and all(t in row.coverage for t in tasks) else None
             for m in metrics:
                 row.cells[(MEAN, m)] = mean_cell([row.cell(t, m) for t in tasks])
             rows.append(row)
@@ -209,8 +236,45 @@ def build_leaderboard(documents: list[dict[str, Any]], metrics: list[str] | None
     runs = [{"run": d["run_name"], "model": d["model"]["model_id"], "backend": d["model"]["backend"],
              "suite": _suite_label(d), "created": d["created"], "capcal_version": d["capcal_version"],
              "tasks": sorted(d["tasks"])} for d in documents]
+    flags = [f for d in documents for f in task_flags(d)]
+    flags += [f"{r.run}/{task}/{r.estimator} {IN_SAMPLE_MARK}: in-sample, {why}; not comparable with "
+              f"held-out estimators" for r in rows for task, why in sorted(r.in_sample.items())]
     return Leaderboard(tasks=tasks, metrics=metrics, rows=rows, runs=runs, warnings=_warnings(documents),
-                       documents=list(documents), notes=[n for d in documents for n in estimator_notes(d)])
+                       documents=list(documents), notes=[n for d in documents for n in estimator_notes(d)],
+                       flags=flags)
+
+
+def _coverage(entry: dict[str, Any]) -> float | None:
+    """Share of questions with a confidence: ``coverage``, else ``1 - nan_rate`` (older documents)."""
+    cov = _num(entry.get("coverage"))
+    if cov is None and _num(entry.get("nan_rate")) is not None:
+        cov = 1.0 - float(entry["nan_rate"])
+    return cov
+
+
+def _share(rate: float, total: int | None) -> str:
+    return f"{round(rate * total)} of {total} samples ({rate:.1%})" if total else f"{rate:.1%} of the samples"
+
+
+def task_flags(doc: dict[str, Any]) -> list[str]:
+    """One line per task of a results document whose samples were truncated or empty.
+
+    ``"run/task: 12 of 80 samples (15.0%) stopped at the token limit (graded incorrect, reason truncated);
+    3 of 80 (3.8%) are empty replies"``; tasks with neither are left out.
+    """
+    out = []
+    for name, task in sorted(doc["tasks"].items()):
+        trunc, empty = _num(task.get("truncation_rate")), _num(task.get("empty_rate"))
+        total = sum((task.get("finish_reasons") or {}).values()) or None
+        parts = []
+        if trunc:
+            parts.append(f"{_share(trunc, total)} stopped at the token limit (truncation rate {trunc:.3g}; "
+                         "graded incorrect, reason truncated, unless --grade-truncated)")
+        if empty:
+            parts.append(f"{_share(empty, total)} are empty replies (empty-reply rate {empty:.3g}; graded incorrect)")
+        if parts:
+            out.append(f"{doc['run_name']}/{name}: " + "; ".join(parts))
+    return out
 
 
 def estimator_notes(doc: dict[str, Any]) -> list[str]:

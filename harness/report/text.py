@@ -7,7 +7,7 @@ import io
 import json
 
 from ..results import metric_direction, metric_title
-from .table import MEAN, Cell, Leaderboard
+from .table import IN_SAMPLE_MARK, MEAN, Cell, Leaderboard
 
 
 def fmt_value(value: float | None) -> str:
@@ -37,6 +37,11 @@ def header_title(metric: str) -> str:
     return metric_title(metric) + arrow
 
 
+def fmt_coverage(value: float | None) -> str:
+    """Coverage as a percentage (``"95.0%"``), ``"–"`` when absent."""
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
 def _md_row(cells: list[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
@@ -56,7 +61,9 @@ def _task_summary(lb: Leaderboard) -> list[str]:
 def to_markdown(lb: Leaderboard) -> str:
     """Markdown: the runs, any warnings, a table of the mean over tasks, then one table per metric.
 
-    Each cell is ``value [lo, hi]`` (95% paired-bootstrap interval); ``–`` marks a missing value.
+    Each cell is ``value [lo, hi]`` (95% paired-bootstrap interval); ``–`` marks a missing value. The first
+    table has a Coverage column (share of questions with a confidence); rows marked ``†`` are in-sample
+    (explained under "Failures and flags").
     """
     out = ["# capcal leaderboard", ""]
     for run in lb.runs:
@@ -68,24 +75,30 @@ def to_markdown(lb: Leaderboard) -> str:
         out += [f"> **warning:** {w}", ""]
     head = ["Model", "Estimator"]
     title = "Mean over tasks" if len(lb.tasks) > 1 else f"Task {lb.tasks[0]}" if lb.tasks else "Mean"
-    out += [f"## {title}", "", _md_row(head + [header_title(m) for m in lb.metrics]),
-            _md_row(["---"] * (len(head) + len(lb.metrics)))]
-    out += [_md_row([r.model, r.estimator] + [fmt_cell(r.cell(MEAN, m)) for m in lb.metrics]) for r in lb.rows]
+    out += [f"## {title}", "", _md_row(head + ["Coverage"] + [header_title(m) for m in lb.metrics]),
+            _md_row(["---"] * (len(head) + 1 + len(lb.metrics)))]
+    out += [_md_row([r.model, r.label, fmt_coverage(r.coverage.get(MEAN))]
+                    + [fmt_cell(r.cell(MEAN, m)) for m in lb.metrics]) for r in lb.rows]
     if len(lb.tasks) > 1:
         for m in lb.metrics:
             out += ["", f"## {header_title(m)}", "", _md_row(head + lb.columns),
                     _md_row(["---"] * (len(head) + len(lb.columns)))]
-            out += [_md_row([r.model, r.estimator] + [fmt_cell(r.cell(t, m)) for t in lb.columns])
+            out += [_md_row([r.model, r.label] + [fmt_cell(r.cell(t, m)) for t in lb.columns])
                     for r in lb.rows]
-    if lb.notes:
-        out += ["", "## Failures and flags", ""] + [f"- {n}" for n in lb.notes]
+    if lb.notes or lb.flags:
+        out += ["", "## Failures and flags", ""] + [f"- {n}" for n in lb.notes + lb.flags]
+        if any(r.in_sample for r in lb.rows):
+            out += ["", f"{IN_SAMPLE_MARK} in-sample row: its confidences were fitted on the evaluated questions or "
+                        "computed from the samples that define mu; `capcal compare` never gates on it."]
     return "\n".join(out) + "\n"
 
 
 def csv_header(lb: Leaderboard) -> list[str]:
-    """CSV columns: model, run, estimator, suite, then ``task.metric``, ``task.metric.lo``, ``task.metric.hi``."""
-    cols = ["model", "run", "estimator", "suite"]
+    """CSV columns: model, run, estimator, suite, in_sample, then per task (and mean) ``task.coverage``,
+    ``task.metric``, ``task.metric.lo``, ``task.metric.hi``."""
+    cols = ["model", "run", "estimator", "suite", "in_sample"]
     for t in lb.columns:
+        cols.append(f"{t}.coverage")
         for m in lb.metrics:
             cols += [f"{t}.{m}", f"{t}.{m}.lo", f"{t}.{m}.hi"]
     return cols
@@ -97,8 +110,10 @@ def to_csv(lb: Leaderboard) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(csv_header(lb))
     for r in lb.rows:
-        line = [r.model, r.run, r.estimator, r.suite or ""]
+        line = [r.model, r.run, r.estimator, r.suite or "", "true" if r.in_sample else "false"]
         for t in lb.columns:
+            cov = r.coverage.get(t)
+            line.append("" if cov is None else repr(cov))
             for m in lb.metrics:
                 c = r.cell(t, m)
                 line += ["" if v is None else repr(v) for v in (c.value, c.lo, c.hi)]
