@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import inspect
+import json
 import sys
 import time
 import traceback
@@ -46,7 +47,7 @@ from .runconfig import (
     redact_secrets,
 )
 from .rundir import RunDir, Targets, read_jsonl
-from .store import SampleStore, canonical_json, sample_key
+from .store import SampleStore, canonical_json, sample_keys
 
 __all__ = ["TaskSplit", "run", "Pipeline", "FLAG_RATE"]
 
@@ -113,6 +114,8 @@ class Pipeline:
         self.registry = registry or get_registry()
         self.backend = backend
         self._own_backend = backend is None
+        self._prior: dict[str, Any] | None = None  # config.json of an earlier run of this configuration
+        self._identity: tuple[str, str] | None = None  # (backend kind, model id) the store keys were made with
         self.rd = RunDir(config.output)
         self.store: SampleStore | None = None
         self.splits: dict[str, TaskSplit] = {}
@@ -136,10 +139,11 @@ class Pipeline:
         self.rd.ensure_writable()
         try:
             self.store = SampleStore(self.rd.store_path)
-            if self.backend is None:
-                self.backend = self._make_backend()
+            self._prior = self._prior_config()
             for name in self._task_plan:
                 self.splits[name] = self._resolve(name, "eval")
+            if any(self._missing(sp) for sp in self.splits.values()):
+                self.ensure_backend()  # before config.json, so that it describes the backend that samples
             self._write_config()
             for sp in self.splits.values():
                 self.sample(sp)
@@ -181,6 +185,79 @@ class Pipeline:
             name, params = parse_estimator_spec(est)
             _build_estimator(self.registry.estimator_class(name), est, params)
 
+    # -- the backend, created only when something needs it --------------------------------------------
+    def _prior_config(self) -> dict[str, Any] | None:
+        """config.json of an earlier run into this directory with the same model and model arguments, when
+        it says which backend kind and model id made the store keys (else ``None``).
+
+        The OpenAI backend without ``model=`` asks the server for the model name, so its identity is never
+        taken from an earlier run.
+        """
+        cfg = self.config
+        if self.backend is not None or (cfg.model == "openai" and not cfg.model_args.get("model")):
+            return None
+        try:
+            prior = self.rd.config if self.rd.config_path.exists() else None
+        except (CapcalError, OSError, ValueError):
+            return None
+        if not isinstance(prior, dict) or prior.get("model") != cfg.model:
+            return None
+        now = json.loads(canonical_json(redact_secrets(cfg.model_args)))
+        if json.loads(canonical_json(prior.get("model_args") or {})) != now:
+            return None
+        desc = prior.get("backend")
+        if not isinstance(desc, dict) or not desc.get("backend") or not prior.get("model_id"):
+            return None
+        return prior
+
+    def _key_identity(self) -> tuple[str, str]:
+        """(backend kind, model id) for the store keys: the backend's, else the earlier run's, else a new
+        backend's."""
+        if self._identity is None:
+            if self.backend is None and self._prior is not None:
+                self._identity = (str(self._prior["backend"]["backend"]), str(self._prior["model_id"]))
+            else:
+                backend = self.ensure_backend()
+                self._identity = (backend.backend, backend.model)
+        return self._identity
+
+    def ensure_backend(self) -> ModelBackend:
+        """The model backend, created on first use (a resumed run with nothing to sample loads no model).
+
+        If the new backend's kind or model id differs from the earlier run's that the keys were made with,
+        every resolved split is keyed again (nothing stored under the old identity is reused).
+        """
+        if self.backend is None:
+            self.backend = self._make_backend()
+            identity = (self.backend.backend, self.backend.model)
+            if self._identity is not None and identity != self._identity:
+                self._identity = identity
+                for sp in [*self.splits.values(), *self._other_splits.values()]:
+                    sp.keys = self._keys(sp.messages, sp.params, sp.k)
+                self._contexts.clear()
+            self._identity = identity
+        return self.backend
+
+    def _missing(self, sp: TaskSplit) -> bool:
+        """Whether the store lacks any sample of ``sp``."""
+        flat = [key for row in sp.keys for key in row]
+        return len(self.store.has_many(flat)) < len(set(flat))
+
+    def _describe(self) -> dict[str, Any]:
+        """The backend's settings without those that cannot change an output (for stage fingerprints)."""
+        if self.backend is None and self._prior is not None:
+            desc = dict(self._prior["backend"])
+        else:
+            desc = dict(self.ensure_backend().describe())
+        for key in _VOLATILE_SETTINGS:
+            desc.pop(key, None)
+        return redact_secrets(desc)
+
+    def _keys(self, messages: list[Messages], params: SamplingParams, k: int) -> list[list[str]]:
+        backend, model = self._key_identity()
+        keyed = {**params.to_dict(), "seed": int(self.config.seed)}
+        return [sample_keys(backend, model, msgs, keyed, range(k)) for msgs in messages]
+
     def _make_backend(self) -> ModelBackend:
         cfg = self.config
         args = dict(cfg.model_args)
@@ -213,9 +290,7 @@ class Pipeline:
             raise CapcalError(f"--designated {cfg.designated} must be smaller than k = {k} (task {name!r})")
         params = self._params(gen)
         messages = [task.render(ex) for ex in examples]
-        keyed = {**params.to_dict(), "seed": int(cfg.seed)}
-        backend, model = self.backend.backend, self.backend.model
-        keys = [[sample_key(backend, model, msgs, keyed, j) for j in range(k)] for msgs in messages]
+        keys = self._keys(messages, params, k)
         seeds = [[derive_seed(cfg.seed, qid, j) for j in range(k)] for qid in ids]
         return TaskSplit(name=name, task=task, split=split, examples=examples, messages=messages, ids=ids, k=k,
                          params=params, keys=keys, seeds=seeds, designated=cfg.designated, limit=limit)
@@ -259,8 +334,8 @@ class Pipeline:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "model": cfg.model if self._own_backend else self.backend.backend,
             "model_args": redact_secrets(cfg.model_args),
-            "model_id": self.backend.model,
-            "backend": redact_secrets(self.backend.describe()),
+            "model_id": self._key_identity()[1],
+            "backend": redact_secrets(self.backend.describe() if self.backend is not None else self._prior["backend"]),
             "k": ks.pop() if len(ks) == 1 else None,
             "limit": cfg.limit,
             "seed": cfg.seed,
@@ -282,6 +357,8 @@ class Pipeline:
     # -- sampling -----------------------------------------------------------------------------------
     def sample(self, sp: TaskSplit) -> None:
         """Draw every sample of ``sp`` that the store lacks; each finished batch is stored at once."""
+        if self.backend is None and self._missing(sp):
+            self.ensure_backend()  # (may key the split again)
         flat = [key for row in sp.keys for key in row]
         have = self.store.has_many(flat)
         wanted: dict[str, dict[str, Any]] = {}
@@ -379,7 +456,7 @@ class Pipeline:
             samples = [[Completion.from_dict(stored[k]) for k in row] for row in sp.keys]
             self._contexts[key] = EstimatorContext(
                 task=sp.task, split=sp.split, examples=sp.examples, messages=sp.messages, ids=sp.ids,
-                backend=self.backend, samples=samples, targets=sp.targets, cache_dir=self.rd.cache_dir(sp.name, sp.split),
+                backend=_LazyBackend(self), samples=samples, targets=sp.targets, cache_dir=self.rd.cache_dir(sp.name, sp.split),
                 seed=self.config.seed, split_context=lambda split, _n=sp.name: self.split_context(_n, split),
                 **_optional_ctx_fields(sampling=sp.params))
         return self._contexts[key]
@@ -454,7 +531,7 @@ class Pipeline:
             base, params = parse_estimator_spec(name)
             est = _build_estimator(self.registry.estimator_class(base), name, params)
             fp = _fingerprint("estimator", __version__, name, _params_of(est), sp.targets_fingerprint,
-                              self.backend.describe(), self.config.train_limit, self.config.seed)
+                              self._describe(), self.config.train_limit, self.config.seed)
             stage = f"estimator/{sp.name}/{name}"
             if self.rd.stage_done(stage, fp, self.rd.estimator_path(sp.name, name)):
                 continue
@@ -536,6 +613,22 @@ def run(config: RunConfig, *, registry: Registry | None = None, backend: ModelBa
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+#: Backend settings that change how samples are fetched, not what they are (left out of stage fingerprints).
+_VOLATILE_SETTINGS = ("concurrency", "base_urls", "timeout", "max_retries", "backoff_base", "backoff_max",
+                      "transport", "api_key_env", "n_honoured", "n_cap", "server", "top_k_off", "batch_size")
+
+
+class _LazyBackend:
+    """Stands in for the pipeline's backend in estimator contexts: the backend is created on first use, so
+    estimators that never call the model (oracles, constant) load none."""
+
+    def __init__(self, pipeline: Pipeline):
+        self._pipeline = pipeline
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipeline.ensure_backend(), name)
+
+
 def _accepts(factory: Callable[..., Any], name: str) -> bool:
     try:
         params = inspect.signature(factory).parameters

@@ -57,9 +57,34 @@ def canonical_json(obj: Any) -> str:
     Dataclasses are converted with their ``to_dict()`` when they have one (``SamplingParams`` leaves an unset
     ``grammar`` out, so older keys stay valid), else with :func:`dataclasses.asdict`. Floats keep
     Python's shortest round-trip repr, so ``1.0`` and ``1`` give different text (pass numbers with the
-    type they have in the request). NaN and infinities are rejected (they are not JSON).
+    type they have in the request). NaN and infinities are rejected (they are not JSON). Mapping keys
+    should be strings (integer keys are written as their decimal text).
+
+    Plain data (dicts with string keys, lists, tuples, strings, numbers) is encoded in one pass of the C
+    encoder; anything else (dataclasses, numpy scalars, other mappings) is converted where it is met.
     """
-    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        return _dumps(obj)
+    except TypeError:  # a non-string mapping key somewhere: convert the whole object first
+        return _dumps(_plain(obj))
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                      default=_default)
+
+
+def _default(obj: Any) -> Any:
+    """What the JSON encoder calls for a value it cannot encode itself."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return _plain(obj)
+    if isinstance(obj, Mapping):
+        return {str(k): v for k, v in obj.items()}
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        return obj.item()
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy array
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 def _plain(obj: Any) -> Any:
@@ -91,11 +116,42 @@ def sample_key(backend: str, model: str, messages: Sequence[Mapping[str, Any]],
         A lowercase hex string. Equal inputs give equal keys in every process and on every platform; any
         change of backend, model, a message, a parameter or the index gives a different key.
     """
-    if isinstance(index, bool) or int(index) != index or index < 0:
-        raise ValueError(f"sample index must be a non-negative integer, got {index!r}")
+    return sample_keys(backend, model, messages, params, [index])[0]
+
+
+def sample_keys(backend: str, model: str, messages: Sequence[Mapping[str, Any]],
+                params: Mapping[str, Any] | Any, indices: Iterable[int]) -> list[str]:
+    """The store keys of several samples of one prompt: ``[sample_key(..., j) for j in indices]``.
+
+    The canonical JSON of the messages and parameters is built once for all indices (it is the expensive
+    part), and only the index changes between the hashed texts.
+
+    Raises:
+        ValueError: an index that is not a non-negative integer.
+    """
+    idx = []
+    for index in indices:
+        if isinstance(index, bool) or int(index) != index or index < 0:
+            raise ValueError(f"sample index must be a non-negative integer, got {index!r}")
+        idx.append(int(index))
+    # canonical_json sorts the keys: backend, index, messages, model, params, v. Encode everything but the
+    # index once, then splice each index in (the text equals canonical_json of the whole dict).
     text = canonical_json({"v": KEY_VERSION, "backend": str(backend), "model": str(model),
-                           "messages": list(messages), "params": params, "index": int(index)})
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+                           "messages": list(messages), "params": params, "index": 0})
+    head, sep, tail = text.partition(',"index":0,')
+    if not sep:  # cannot happen with the recipe above; stay correct anyway
+        return [hashlib.sha256(canonical_json({"v": KEY_VERSION, "backend": str(backend), "model": str(model),
+                                               "messages": list(messages), "params": params, "index": j}
+                                              ).encode("utf-8")).hexdigest() for j in idx]
+    h0 = hashlib.sha256(f"{head},\"index\":".encode())
+    rest = f",{tail}".encode()
+    out = []
+    for j in idx:
+        h = h0.copy()
+        h.update(b"%d" % j)
+        h.update(rest)
+        out.append(h.hexdigest())
+    return out
 
 
 class SampleStore:

@@ -87,7 +87,9 @@ DEFAULT_CANDIDATES: tuple[str, ...] = (
     "Let me compute: 6 * 7 = 42. The answer is 42.",
     "I am not sure. The answer is 7.",
 )
-OUTCOMES = ("ok", "429", "500", "stall", "drop", "truncate", "error200")
+OUTCOMES = ("ok", "429", "500", "stall", "drop", "truncate")
+#: Outcomes that only a ``schedule`` gives (never drawn from the rates).
+SCHEDULED_ONLY = ("error200",)
 #: The message of the ``error200`` outcome (a 200 whose body is an error object, as some servers send).
 ERROR_200_MESSAGE = "This model's maximum context length is 2048 tokens (context length exceeded)"
 _TOKEN_RE = re.compile(r"\s*\S+")
@@ -125,7 +127,7 @@ class Faults:
         rates = (self.rate_429, self.rate_500, self.rate_stall, self.rate_drop, self.rate_truncate)
         if any(r < 0 for r in rates) or sum(rates) > 1 + 1e-12:
             raise ValueError(f"fault rates must be >= 0 and sum to at most 1, got {rates}")
-        bad = [s for s in self.schedule if s not in OUTCOMES]
+        bad = [s for s in self.schedule if s not in OUTCOMES + SCHEDULED_ONLY]
         if bad:
             raise ValueError(f"unknown outcome(s) {bad} in schedule; known: {OUTCOMES}")
 

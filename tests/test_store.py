@@ -15,7 +15,7 @@ import time
 import pytest
 from capcal.errors import RunDirError
 from capcal.models.base import Completion, SamplingParams
-from capcal.store import SampleStore, StoreCorruptError, canonical_json, sample_key
+from capcal.store import SampleStore, StoreCorruptError, canonical_json, sample_key, sample_keys
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of Perú?"}]
 
@@ -53,6 +53,30 @@ def test_sample_key_changes_with_every_component():
 def test_sample_key_rejects_bad_indices(bad):
     with pytest.raises(ValueError):
         sample_key("openai", "stub", MESSAGES, {}, bad)
+
+
+def test_sample_keys_of_one_prompt_equal_the_one_by_one_keys():
+    params = {**SamplingParams(temperature=0.7, stop=("\n\n",)).to_dict(), "seed": 5}
+    tricky = [{"role": "user", "content": 'a ,"index":0, b "quoted" \u00e9 \n'}]
+    for messages in (MESSAGES, tricky):
+        for j, key in zip(range(12), sample_keys("openai", "stub", messages, params, range(12)), strict=True):
+            text = json.dumps({"v": 1, "backend": "openai", "model": "stub", "messages": messages, "params": params,
+                               "index": j}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            assert key == hashlib.sha256(text.encode("utf-8")).hexdigest() == sample_key("openai", "stub", messages,
+                                                                                           params, j)
+    assert sample_keys("openai", "stub", MESSAGES, params, []) == []
+    with pytest.raises(ValueError):
+        sample_keys("openai", "stub", MESSAGES, params, [0, -1])
+
+
+def test_canonical_json_of_numpy_values_dataclasses_and_tuples():
+    import numpy as np
+
+    obj = {"b": (1, np.int64(2), np.float64(0.25), np.bool_(True)), "a": SamplingParams(max_tokens=8), 3: "int key"}
+    expected = json.dumps({"3": "int key", "a": SamplingParams(max_tokens=8).to_dict(), "b": [1, 2, 0.25, True]},
+                          sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(obj) == expected
+    assert canonical_json({1: "x", "a": 2}) == '{"1":"x","a":2}'  # mixed key types: converted, then sorted
 
 
 def test_canonical_json_rejects_nan():
