@@ -8,11 +8,17 @@ is laid out like ``../shared/data``::
 When a mirror is set, the file must exist there (a missing file is a :class:`~capcal.errors.DataError` naming
 the path) and the hub is never contacted. Without a mirror, ``datasets.load_dataset(path, name, split=...)``
 is used. Loaded splits are cached in-process.
+
+:func:`load_rows` is what tasks use: it reads a mirror's JSON Lines file directly (no ``datasets`` import, a
+few milliseconds for GSM8K's test split instead of most of a second) and gives the rows as ``datasets``
+would (every row has every column, missing values ``None``, columns in order of first appearance);
+:func:`load_split` returns the ``datasets.Dataset`` itself.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -96,6 +102,86 @@ def load_split(path: str, name: str | None, split: str, data_dir: str | Path | N
             raise DataError(f"cannot load {path} (config {name or 'default'}, split {split}) through datasets: "
                             f"{type(exc).__name__}: {first}; offline, point --data-dir or {ENV_VAR} at a mirror"
                             ) from None
+    return _CACHE[key]
+
+
+class Rows:
+    """The rows of one split as plain dicts, with the two parts of the ``datasets.Dataset`` API tasks use.
+
+    Attributes:
+        column_names: the columns, in order of first appearance in the file.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]], column_names: list[str]):
+        self._rows, self.column_names = rows, column_names
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self._rows[i]
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """The rows (dicts with every column; a value a row lacks is ``None``)."""
+        return self._rows
+
+
+def read_jsonl_rows(file: Path) -> Rows:
+    """Read a JSON Lines file of objects into :class:`Rows` (blank lines skipped).
+
+    Raises:
+        DataError: a line that is not a JSON object (file and line number named), or an unreadable file.
+    """
+    rows: list[dict[str, Any]] = []
+    columns: dict[str, None] = {}
+    try:
+        with open(file, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError as exc:
+                    raise DataError(f"cannot read {file}: line {lineno} is not valid JSON ({exc})") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"cannot read {file}: line {lineno} is not a JSON object")
+                if len(row) != len(columns) or any(k not in columns for k in row):
+                    for k in row:
+                        columns.setdefault(k, None)
+                rows.append(row)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {file}: {exc}") from None
+    names = list(columns)
+    for row in rows:
+        if len(row) != len(names):
+            for k in names:
+                row.setdefault(k, None)
+    return Rows(rows, names)
+
+
+def load_rows(path: str, name: str | None, split: str, data_dir: str | Path | None = None) -> Rows | Any:
+    """The rows of one split: read straight from the mirror's JSON Lines file when a mirror is set, else
+    :func:`load_split` from the hub (a ``datasets.Dataset``). Cached in-process.
+
+    Args:
+        path, name, split, data_dir: as for :func:`load_split`.
+
+    Returns:
+        An object with ``len()``, ``column_names`` and ``to_list()`` (:class:`Rows` for a mirror).
+
+    Raises:
+        DataError: the mirror lacks the file (path named), the file is malformed, or the hub load failed.
+    """
+    mirror = resolve_data_dir(data_dir)
+    if mirror is None:
+        return load_split(path, name, split, data_dir=None)
+    file = mirror_file(mirror, path, name, split).resolve()
+    if not file.is_file():
+        raise DataError(f"data file not found: {file} (for {path} config {name or 'default'} split {split})")
+    stat = file.stat()
+    key: tuple = ("rows", str(file), stat.st_mtime_ns, stat.st_size)
+    if key not in _CACHE:
+        _CACHE[key] = read_jsonl_rows(file)
     return _CACHE[key]
 
 

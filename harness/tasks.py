@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .data import fingerprint as data_fingerprint
-from .data import load_split, require_columns, source_of
+from .data import load_rows, require_columns, source_of
 from .errors import CapcalError, DataError, SpecError
 from .prompts import (
     ExpressionError,
@@ -141,7 +141,7 @@ class Task:
     # -- documents ------------------------------------------------------------------------------------
     def _load(self, split_name: str):
         ds = self.spec.dataset
-        dataset = load_split(ds.path, ds.name, split_name, self.data_dir)
+        dataset = load_rows(ds.path, ds.name, split_name, self.data_dir)
         where = source_of(ds.path, ds.name, split_name, self.data_dir)
         skip = {"doc"}
         for fname, expr in list(self.spec.fields.items()) + [("id_field", self.spec.id_field or "")]:

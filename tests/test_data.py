@@ -103,3 +103,46 @@ def test_fingerprint_is_the_file_sha256(data_dir, tmp_path):
     assert data.fingerprint("math-ai/aime25", None, "test", data_dir=tmp_path) == expected
     copy.write_text(src.read_text().replace('"answer": 70', '"answer": 71'))
     assert data.fingerprint("math-ai/aime25", None, "test", data_dir=tmp_path) != expected
+
+
+@pytest.mark.parametrize(("path", "name", "split"), [
+    ("openai/gsm8k", "main", "test"), ("math-ai/aime25", None, "test"), ("cais/mmlu", "all", "dev"),
+    ("Idavidrein/gpqa", "gpqa_diamond", "train"), ("HuggingFaceH4/MATH-500", None, "test"),
+])
+def test_rows_read_directly_from_the_mirror_equal_those_of_datasets(data_dir, path, name, split):
+    rows = data.load_rows(path, name, split, data_dir=data_dir)
+    ds = data.load_split(path, name, split, data_dir=data_dir)
+    assert isinstance(rows, data.Rows) and len(rows) == len(ds)
+    assert rows.column_names == ds.column_names
+    assert rows.to_list() == ds.to_list()
+    assert data.load_rows(path, name, split, data_dir=data_dir) is rows  # cached
+
+
+def test_direct_rows_fill_missing_columns_and_name_bad_lines(tmp_path):
+    target = data.mirror_file(tmp_path, "me/rows", None, "test")
+    target.parent.mkdir(parents=True)
+    target.write_text('{"question": "q1", "answer": 1}\n\n{"answer": 2, "extra": [1, 2]}\n')
+    rows = data.load_rows("me/rows", None, "test", data_dir=tmp_path)
+    assert rows.column_names == ["question", "answer", "extra"]
+    assert rows.to_list() == [{"question": "q1", "answer": 1, "extra": None},
+                              {"answer": 2, "extra": [1, 2], "question": None}]
+    assert rows.to_list() == datasets.load_dataset("json", data_files=str(target), split="train").to_list()
+    bad = data.mirror_file(tmp_path, "me/bad2", None, "test")
+    bad.parent.mkdir(parents=True)
+    bad.write_text('{"question": "ok"}\n[1, 2]\n')
+    with pytest.raises(DataError, match=r"cannot read .*me__bad2/default/test\.jsonl: line 2 is not a JSON object"):
+        data.load_rows("me/bad2", None, "test", data_dir=tmp_path)
+    with pytest.raises(DataError, match=r"data file not found: .*me__none/default/test\.jsonl"):
+        data.load_rows("me/none", None, "test", data_dir=tmp_path)
+
+
+def test_a_task_from_the_mirror_does_not_import_datasets(data_dir):
+    import subprocess
+    import sys
+
+    code = ("import sys; from capcal import get_registry; "
+            f"t = get_registry().task('gsm8k', data_dir={str(data_dir)!r}); ex = t.examples(limit=3); "
+            "print(len(t.examples()), 'datasets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1319", "False"]
