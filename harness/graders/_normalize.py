@@ -134,8 +134,11 @@ def _unbalanced_tail(rest: str) -> str:
     """Drop a closing math delimiter left over when the marker stood inside the formula
     (``$\\text{Answer: } 5$`` -> ``5``)."""
     s = rest.strip()
-    if s.endswith("$") and (s.count("$") % 2 == 1) and not s.startswith("$"):
-        s = s[:-1].rstrip()
+    core = s.rstrip(".,; ")
+    if core.endswith("$$") and core.count("$$") == 1:
+        s = core[:-2].rstrip()
+    elif core.endswith("$") and (core.count("$") % 2 == 1) and not core.startswith("$"):
+        s = core[:-1].rstrip()
     for left, right in (("\\[", "\\]"), ("\\(", "\\)")):
         if s.endswith(right) and left not in s:
             s = s[:-len(right)].rstrip()
@@ -185,15 +188,18 @@ def answer_line(text: str) -> str | None:
         rest = m.group("rest").strip()
         if not strip_markdown(rest).strip(" :*"):
             rest = _next_lines_answer(text[m.end():].lstrip("\n")) or ""
+        elif rest in _DISPLAY_OPEN:  # the marker's own whitespace reached a display block's opening line
+            rest = _next_lines_answer(text[m.start("rest"):]) or ""
         rest = _unbalanced_tail(strip_markdown(rest).strip().lstrip(":：").strip())
         return rest or None
 
     last = rest_of(matches[-1])
-    if last and len(matches) > 2 and not text[matches[-1].end():].strip():
+    if len(matches) > 2 and not text[matches[-1].end():].strip():
         # a reply that repeated its answer line until the token limit cut the last repetition short
+        # (possibly right after the marker)
         rests = [rest_of(m) for m in matches[:-1]]
         for earlier in reversed(rests):
-            if earlier and earlier != last and earlier.startswith(last) and rests.count(earlier) >= 2:
+            if earlier and earlier != last and earlier.startswith(last or "") and rests.count(earlier) >= 2:
                 return earlier
     return last
 
