@@ -21,6 +21,7 @@ from .budget import evaluate_budgets
 from .errors import DataError, InvalidArrayError, RunDirError, UnknownNameError
 from .passk import curve_ks, passk_curve, passk_predicted, passk_table
 from .rundir import RunDir, Targets
+from .selective import selective_curve, selective_scores
 
 DEFAULT_KS = (1, 4, 16, 64)
 DEFAULT_BUDGETS = (1, 2, 4, 8, 16, 32, 64)
@@ -30,7 +31,10 @@ METRIC_NAMES = (
     "cc_brier", "rc_brier", "cc_ece", "rc_ece", "cc_mce", "rc_mce", "cc_logloss", "rc_logloss",
     "pearson", "spearman", "auroc", "auroc_samples",
     "cc_reliability", "cc_resolution", "cc_uncertainty", "rc_reliability", "rc_resolution", "rc_uncertainty",
+    "cc_aurc", "rc_aurc", "cc_prr", "rc_prr",
 )
+#: The selective-prediction metrics among them (capcal.selective), against both targets.
+SELECTIVE_METRICS = ("cc_aurc", "rc_aurc", "cc_prr", "rc_prr")
 
 
 def _num(x) -> float | None:
@@ -55,7 +59,8 @@ def _clean(obj):
 
 def point_metrics(p, mu, r, labels, n_bins: int = 10, binning: str = "equal_width",
                   counts: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
-    """The calibration metrics of one estimator (the ``METRIC_NAMES``), NaN questions excluded.
+    """The calibration and selective-prediction metrics of one estimator (the ``METRIC_NAMES``), NaN
+    questions excluded.
 
     Args:
         p: (Q,) confidences; mu: (Q,) capability target; r: (Q,) response target;
@@ -83,6 +88,9 @@ def point_metrics(p, mu, r, labels, n_bins: int = 10, binning: str = "equal_widt
     for name, t in (("cc", mu), ("rc", r)):
         for part, v in M.brier_decomposition(p, t, n_bins, binning).items():
             out[f"{name}_{part}"] = v
+    for name, t in (("cc", mu), ("rc", r)):
+        sel = selective_scores(p, t)
+        out[f"{name}_aurc"], out[f"{name}_prr"] = sel["aurc"], sel["prr"]
     return out
 
 
@@ -117,7 +125,7 @@ def _check_confidence(name: str, p, q: int) -> np.ndarray:
 
 def analyze(targets: Targets, confidences: Mapping[str, np.ndarray], *, n_boot: int = 1000, seed: int = 0,
             ks=DEFAULT_KS, budgets=DEFAULT_BUDGETS, reference: str | None = None,
-            n_bins: int = 10, binning: str = "equal_width") -> dict:
+            n_bins: int = 10, binning: str = "equal_width", selective_curves: bool = False) -> dict:
     """Analyse one task: every metric of every estimator, with paired-bootstrap intervals and differences.
 
     Args:
@@ -132,6 +140,9 @@ def analyze(targets: Targets, confidences: Mapping[str, np.ndarray], *, n_boot: 
             that BOTH estimators answered (where one has NaN, the other is measured on the common questions
             too, with the same bootstrap resamples); :func:`common_counts` gives how many those are.
         n_bins, binning: ECE / reliability binning (``"equal_width"`` or ``"equal_mass"``).
+        selective_curves: also give each estimator its ``selective_curve`` (accuracy against coverage for
+            both targets and the oracle's, :func:`capcal.selective.selective_curve`), as the results
+            document stores it.
 
     Returns:
         The structure of docs/metrics.md ("Output"): ``n_questions``, ``n_samples``, ``mean_mu``, ``n_boot``,
@@ -206,6 +217,8 @@ def analyze(targets: Targets, confidences: Mapping[str, np.ndarray], *, n_boot: 
             "passk_curve": passk_curve(p, n, c, table=table),
             "budget_curve": bud.curve() if valid.any() else [],
         }
+        if selective_curves:
+            result["estimators"][name]["selective_curve"] = selective_curve(p, mu, r) if valid.any() else []
 
     names = list(conf)
     pairs = ([(a, reference) for a in names if a != reference] if reference is not None else

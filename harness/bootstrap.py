@@ -7,6 +7,8 @@ questions weighted by ``w``. Resamples are produced in chunks as a (b, Q) float 
 * every mean-type metric (Brier, log-loss, pass@k errors, the budget gain) and every binned sum (ECE, MCE,
   reliability, resolution, uncertainty) and the moments of Pearson come from ONE matrix product
   ``W @ F`` with a per-question feature matrix ``F`` (Q, m) of all estimators side by side;
+* AURC and PRR against both targets (:mod:`capcal.selective`) sum prefix accuracies over the weighted
+  tie groups of the confidence ordering (harmonic numbers), vectorised over the chunk;
 * Spearman and the two AUROCs use weighted mid-ranks: with the questions sorted by confidence, the
   mid-rank of a tie group of total weight ``g`` whose predecessors weigh ``C`` is ``C + (g + 1) / 2``,
   the rank every copy of a duplicated question gets in the resampled data. AUROC is then the
@@ -38,6 +40,8 @@ from threadpoolctl import threadpool_limits
 
 from . import validate as V
 from .metrics import LOGLOSS_EPS, bin_edges, bin_index
+from .selective import aurc_rows
+from .selective import prepare as prepare_selective
 
 #: Target elements per chunk of resamples (b * Q): 2**23 doubles = 64 MiB, so that the matrix product with
 #: the feature matrix runs at full speed (it streams the features once per chunk).
@@ -209,6 +213,16 @@ class PreparedEstimator:
         self.rc_s = np.stack([r, task.c], axis=1)[self.order].astype(float)       # (Qv, 2)
         self.n_s = task.n[self.order].astype(float)
         self.mu_grp_s = task.mu_grp[self.order]
+        # selective prediction: orderings by confidence and by each target (capcal.selective)
+        self.selective = {"cc": prepare_selective(p, mu), "rc": prepare_selective(p, r)}
+
+    def selective_metrics(self, w: np.ndarray) -> dict[str, np.ndarray]:
+        """AURC and PRR against mu and r of the resamples ``w`` (b, Q): ``{cc_aurc, cc_prr, rc_aurc, rc_prr}``."""
+        out = {}
+        for name, (order, oracle, t) in self.selective.items():
+            rows = aurc_rows(w, order, oracle, t)
+            out[f"{name}_aurc"], out[f"{name}_prr"] = rows["aurc"], rows["prr"]
+        return out
 
     def fill_features(self, out: np.ndarray) -> None:
         """Write the (Q, width) feature matrix into ``out``: the dense columns, then 4 blocks of bins."""
@@ -236,6 +250,7 @@ class PreparedEstimator:
         """
         out = self.linear_metrics(s)
         out.update(self._rank_metrics(w, s, task, None))
+        out.update(self.selective_metrics(w))
         return out
 
     def linear_metrics(self, s: np.ndarray) -> dict[str, np.ndarray]:
@@ -365,6 +380,7 @@ def _chunk_metrics(w, feats, bounds, names, estimators, task):
     for nm in names:
         for metric in parts[nm][0]:
             res[nm][metric] = np.concatenate([p[metric] for p in parts[nm]])
+        res[nm].update(estimators[nm].selective_metrics(w))
     return res
 
 

@@ -35,7 +35,8 @@ from .rundir import RunDir
 #: Metrics the paired bootstrap supports (``passk_mse@K`` for any K <= min n as well).
 COMPARABLE_METRICS = ["cc_brier", "rc_brier", "cc_ece", "rc_ece", "cc_mce", "rc_mce", "cc_logloss",
                       "rc_logloss", "pearson", "spearman", "auroc", "auroc_samples", "cc_reliability",
-                      "cc_resolution", "rc_reliability", "rc_resolution", "budget_gain"]
+                      "cc_resolution", "rc_reliability", "rc_resolution", "budget_gain",
+                      "cc_aurc", "rc_aurc", "cc_prr", "rc_prr"]
 #: Compared by default (plus ``passk_mse@4`` when every shared question has n >= 4).
 DEFAULT_METRICS = ["cc_brier", "rc_brier", "cc_ece", "rc_ece", "auroc", "spearman"]
 #: Reference rows that do not gate the exit code by default (their scores move with the model, not

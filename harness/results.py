@@ -36,6 +36,7 @@ METRIC_DIRECTIONS: dict[str, int] = {
     "cc_reliability": -1, "cc_resolution": 1, "cc_uncertainty": 0,
     "rc_reliability": -1, "rc_resolution": 1, "rc_uncertainty": 0,
     "budget_gain": 1,
+    "cc_aurc": -1, "rc_aurc": -1, "cc_prr": 1, "rc_prr": 1,
 }
 _PASSK_MSE = re.compile(r"^passk_mse@(\d+)$")
 
@@ -45,6 +46,7 @@ METRIC_TITLES: dict[str, str] = {
     "cc_mce": "CC-MCE", "rc_mce": "RC-MCE", "cc_logloss": "CC-NLL", "rc_logloss": "RC-NLL",
     "pearson": "Pearson", "spearman": "Spearman", "auroc": "AUROC", "auroc_samples": "AUROC (samples)",
     "budget_gain": "Budget gain",
+    "cc_aurc": "CC-AURC", "rc_aurc": "RC-AURC", "cc_prr": "CC-PRR", "rc_prr": "RC-PRR",
 }
 
 
@@ -211,7 +213,16 @@ def _common_counts(rd: RunDir, task: str, ids: np.ndarray, pairs: list[str], nam
     return out
 
 
-_ESTIMATOR_KEYS = ("n", "n_nan", "nan_rate", "metrics", "reliability", "passk_curve", "budget_curve")
+_ESTIMATOR_KEYS = ("n", "n_nan", "nan_rate", "metrics", "reliability", "passk_curve", "budget_curve",
+                   "selective_curve")
+
+
+def completion_tokens_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"mean", "n_counted", "n_samples"}``: mean generated tokens per sample over the samples whose count
+    the run recorded (``targets.jsonl`` ``completion_tokens``); ``mean`` is ``None`` when none was."""
+    counts = [t for row in rows for t in (row.get("completion_tokens") or []) if isinstance(t, (int, float))]
+    total = sum(len(row.get("correct") or []) for row in rows)
+    return {"mean": (sum(counts) / len(counts)) if counts else None, "n_counted": len(counts), "n_samples": total}
 
 
 def _task_record(rd: RunDir, config: dict[str, Any], task: str, analysis: dict[str, Any]) -> dict[str, Any]:
@@ -221,7 +232,7 @@ def _task_record(rd: RunDir, config: dict[str, Any], task: str, analysis: dict[s
     tc = _task_config(config, task)
     estimators = {}
     for name, est in analysis.get("estimators", {}).items():
-        entry = {k: est.get(k) for k in _ESTIMATOR_KEYS}
+        entry = {k: est.get(k) for k in _ESTIMATOR_KEYS if k in est}
         entry.update(_estimator_extras(rd, task, name, ids) if rows else
                      {"parse_rate": None, "failure_reasons": {}, "meta": {}, "in_sample": None})
         nan_rate = est.get("nan_rate")
@@ -244,6 +255,7 @@ def _task_record(rd: RunDir, config: dict[str, Any], task: str, analysis: dict[s
         "mean_mu": analysis.get("mean_mu"),
         "bernoulli_variance": analysis.get("bernoulli_variance"),
         "answer_parse_rate": (sum(e is not None for e in extracted) / len(extracted)) if extracted else None,
+        "completion_tokens": completion_tokens_summary(rows),
         "designated_indices": sorted({int(r.get("designated", 0)) for r in rows}),
         "n_boot": analysis.get("n_boot"),
         "seed": analysis.get("seed"),
@@ -299,7 +311,7 @@ def write_results(run_dir: str | Path | RunDir, analysis_by_task: dict[str, dict
     Args:
         run_dir: the run directory.
         analysis_by_task: per-task analyses; when ``None`` they are computed by
-            ``capcal.analysis.analyze_run(run_dir, n_boot=n_boot, seed=seed)``.
+            ``capcal.analysis.analyze_run(run_dir, n_boot=n_boot, seed=seed, selective_curves=True)``.
         n_boot: bootstrap resamples (only used when computing the analysis here).
         seed: bootstrap seed (same).
     """
@@ -307,7 +319,7 @@ def write_results(run_dir: str | Path | RunDir, analysis_by_task: dict[str, dict
     if analysis_by_task is None:
         from .analysis import analyze_run
 
-        analysis_by_task = analyze_run(rd, n_boot=n_boot, seed=seed)
+        analysis_by_task = analyze_run(rd, n_boot=n_boot, seed=seed, selective_curves=True)
     doc = build_results(rd, analysis_by_task)
     write_atomic(rd.results_path, json.dumps(doc, indent=1, sort_keys=True, allow_nan=False) + "\n")
     return rd.results_path

@@ -46,7 +46,7 @@ from .runconfig import (
     parse_estimator_spec,
     redact_secrets,
 )
-from .rundir import RunDir, Targets, read_jsonl
+from .rundir import RunDir, Targets, completion_token_count, read_jsonl
 from .store import SampleStore, canonical_json, sample_keys
 
 __all__ = ["TaskSplit", "run", "Pipeline", "FLAG_RATE"]
@@ -408,6 +408,13 @@ class Pipeline:
         path = self.rd.targets_path(sp.name, sp.split)
         if self.rd.stage_done(sp.stage, fp, path):
             rows = read_jsonl(path)
+            if any("completion_tokens" not in row for row in rows):
+                # targets written before token counts were recorded: add them from the store (no regrading)
+                stored = self.store.get_many(k for row in rows for k in row.get("sample_keys", []))
+                for row in rows:
+                    row["completion_tokens"] = [completion_token_count(stored[k]) if k in stored else None
+                                                for k in row.get("sample_keys", [])]
+                self.rd.write_targets(sp.name, rows, sp.split)
         else:
             stored = self.store.get_many(k for row in sp.keys for k in row)
             rows = []
@@ -423,7 +430,8 @@ class Pipeline:
                              "designated": sp.designated, "r": correct[sp.designated], "correct": correct,
                              "extracted": [g.extracted for g, _ in graded], "reasons": [why for _, why in graded],
                              "finish_reasons": finish, "n_truncated": n_truncated, "n_empty": n_empty,
-                             "sample_keys": list(sp.keys[q])})
+                             "sample_keys": list(sp.keys[q]),
+                             "completion_tokens": [completion_token_count(stored[key]) for key in sp.keys[q]]})
             self.rd.write_targets(sp.name, rows, sp.split)
             self.rd.mark_stage(sp.stage, fp)
         sp.rows, sp.targets, sp.targets_fingerprint = rows, Targets.from_rows(rows), fp

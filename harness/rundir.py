@@ -80,6 +80,19 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def completion_token_count(record: dict[str, Any]) -> int | None:
+    """Generated tokens of one stored sample (a ``Completion`` as a dict), ``None`` when unknown.
+
+    The backend's own count (``completion_tokens``) when it gave one, else the number of returned tokens
+    (present when logprobs were asked for), else ``None``.
+    """
+    count = record.get("completion_tokens")
+    if isinstance(count, (int, float)) and not isinstance(count, bool):
+        return int(count)
+    tokens = record.get("tokens")
+    return len(tokens) if isinstance(tokens, list) else None
+
+
 @dataclass
 class Targets:
     """Per-question targets of one task, as arrays aligned on ``ids``.

@@ -106,6 +106,15 @@ PLOTS_JS = """Array.from(document.querySelectorAll('svg.chart')).map(s => {
           drawn: lines.filter(l => l.width > 0 || l.height > 0).length,
           markers: s.querySelectorAll('circle').length}; })"""
 
+DECISION_JS = """Array.from(document.querySelectorAll('img.decision-chart')).map(img => {
+  const b = img.getBoundingClientRect();
+  const svg = new DOMParser().parseFromString(atob(img.src.split(',')[1]), 'image/svg+xml');
+  const lines = Array.from(svg.querySelectorAll('polyline.series'));
+  return {title: img.alt, w: b.width, h: b.height, loaded: img.complete && img.naturalWidth > 0,
+          series: lines.map(p => p.getAttribute('data-series')),
+          drawn: lines.filter(p => p.getAttribute('points').trim().split(' ').length >= 2).length,
+          section: img.closest('section').className}; })"""
+
 
 async def _drive(chromium: str, html: Path, profile: Path, shot: Path) -> dict:
     proc = subprocess.Popen([chromium, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
@@ -132,7 +141,7 @@ async def _drive(chromium: str, html: Path, profile: Path, shot: Path) -> dict:
                                deviceScaleFactor=1, mobile=False)
                 await cdp.send("Page.navigate", url=html.as_uri())
                 await cdp.wait_event("Page.loadEventFired")
-                out = {"plots": await cdp.js(PLOTS_JS)}
+                out = {"plots": await cdp.js(PLOTS_JS), "decision_plots": await cdp.js(DECISION_JS)}
                 col, x, y = await cdp.js(HEADER_JS % json.dumps("CC-Brier"))
                 out["before"] = await cdp.js(ROWS_JS % col)
                 await cdp.click(x, y)
@@ -188,3 +197,17 @@ def test_no_network_and_screenshot_saved(browser_run):
     assert all(u.startswith(("file:", "data:")) for u in result["requests"]), result["requests"]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_routing_and_risk_coverage_plots_render(browser_run):
+    """The decision plots: per run and task, risk against coverage for both targets; per task of the pair
+    of models (qwen-math-a, qwen-math-b), the routing curve with its random and oracle baselines."""
+    result, _ = browser_run
+    plots = result["decision_plots"]
+    risk = [p for p in plots if p["title"].startswith("Risk vs coverage")]
+    routing = [p for p in plots if p["title"].startswith("Routing")]
+    assert len(risk) == 8 and len(routing) == 2     # 2 runs x 2 tasks x 2 targets; 1 pair x 2 tasks
+    assert {p["section"] for p in risk} == {"selective-plots"} and {p["section"] for p in routing} == {"routing-plots"}
+    for p in plots:
+        assert p["loaded"] and p["w"] > 100 and p["h"] > 100 and p["drawn"] >= 3
+        assert {"oracle", "random", "consistency", "prm"} <= set(p["series"])

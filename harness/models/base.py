@@ -70,6 +70,8 @@ class Completion:
         token_logprobs: natural-log probability of each token in ``tokens``.
         top_logprobs: per position, ``{token: logprob}`` of the top alternatives (``top_logprobs`` > 0).
         seed: the seed this sample was drawn with (``None`` when the backend ignores seeds).
+        completion_tokens: how many tokens the backend generated for this sample (reasoning included),
+            ``None`` when it does not say; the cost of an answer (``capcal route``'s default cost ratio).
     """
 
     text: str
@@ -79,6 +81,7 @@ class Completion:
     token_logprobs: list[float] | None = None
     top_logprobs: list[dict[str, float]] | None = None
     seed: int | None = None
+    completion_tokens: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

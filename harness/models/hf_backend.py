@@ -303,7 +303,7 @@ class HFBackend(ModelBackend):
                     tops.append(d)
         reasoning, answer = split_reasoning(text)
         return Completion(text=answer, reasoning=reasoning, finish_reason=finish, tokens=tokens,
-                          token_logprobs=logprobs, top_logprobs=tops, seed=int(seed))
+                          token_logprobs=logprobs, top_logprobs=tops, seed=int(seed), completion_tokens=n)
 
     def generate_batch(self, prompts: Sequence[str], seeds: Sequence[int], params: SamplingParams
                        ) -> list[Completion]:

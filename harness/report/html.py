@@ -3,10 +3,11 @@ JavaScript for sortable columns); it needs no network and no other file to be vi
 
 from __future__ import annotations
 
+import base64
 from html import escape
 from pathlib import Path
 
-from .plots import budget_svg, passk_svg, reliability_svg
+from .plots import budget_svg, passk_svg, reliability_svg, risk_coverage_svg, routing_svg
 from .table import IN_SAMPLE_MARK, MEAN, Cell, Leaderboard
 from .text import fmt_coverage, fmt_value, header_title
 
@@ -81,6 +82,79 @@ def _plots(lb: Leaderboard) -> str:
     return "".join(out)
 
 
+ROUTING_SCORES = (("gain", "Gain captured ↑"), ("acc@20", "Acc. at 20% routed ↑"),
+                  ("acc@50", "Acc. at 50% routed ↑"), ("decision_accuracy", "Decision acc. ↑"))
+
+
+def _image(svg: str, title: str) -> str:
+    """A decision plot as an ``<img>`` holding its SVG as a data URI: self-contained (no file, no network),
+    drawn without JavaScript, and kept apart from the inline calibration plots."""
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return (f'<img class="decision-chart" alt="{escape(title)}" title="{escape(title)}" width="470" height="300" '
+            f'src="data:image/svg+xml;base64,{data}">')
+
+
+def _score_td(entry: dict | None) -> str:
+    if not entry:
+        return _td(Cell(None))
+    lo, hi = entry.get("ci") or [None, None]
+    return _td(Cell(entry.get("value"), lo, hi))
+
+
+def _routing(lb: Leaderboard) -> str:
+    """The routing table (one row per pair x task x estimator) and, per pair and task, the routing plot."""
+    if not lb.routing:
+        return ""
+    head = ('<th class="name">Small → large</th><th class="name">Task</th><th class="name">Estimator</th>'
+            + "".join(f"<th>{escape(t)}</th>" for _, t in ROUTING_SCORES))
+    body, plots = [], []
+    for pair in lb.routing:
+        label = f"{pair['small_model']} → {pair['large_model']}"
+        for task_name, entry in sorted(pair["tasks"].items()):
+            for name, sc in list(entry["scores"].items()) + list(entry["baselines"].items()):
+                body.append("<tr>" + _name_td(label) + _name_td(task_name) + _name_td(name)
+                            + "".join(_score_td(sc.get(k)) for k, _ in ROUTING_SCORES) + "</tr>")
+            ratio = "unknown" if entry["cost_ratio"] is None else fmt_value(entry["cost_ratio"])
+            plots.append(
+                f'<section class="routing-plots" data-small="{escape(pair["small"])}" '
+                f'data-large="{escape(pair["large"])}" data-task="{escape(task_name)}">'
+                f"<h3>{escape(label)} · {escape(task_name)} <span class=\"meta\">({entry['n_shared']} shared "
+                f"questions, mean mu {fmt_value(entry['mean_mu'][0])} → {fmt_value(entry['mean_mu'][-1])}, "
+                f"cost ratio {escape(ratio)})</span></h3><div class=\"plots\">"
+                + _image(routing_svg(entry, f"Routing {pair['small']} → {pair['large']}, {task_name}"),
+                         f"Routing {pair['small']} → {pair['large']}, {task_name}")
+                + "</div></section>")
+    return ("<h2>Routing</h2><p class=\"meta\">Question i goes to the large model when the small model's "
+            "confidence p_i &lt; t; gain captured: random = 0, oracle = 1 (area between the accuracy-vs-routed "
+            "curve and the random line, over the oracle's). Rows <code>large:NAME</code> route by the large "
+            "model's own confidence instead.</p>"
+            f'<table class="sortable" id="routing"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
+            "</tbody></table>" + "".join(plots))
+
+
+def _selective_plots(lb: Leaderboard) -> str:
+    """Per run and task, risk against coverage for both targets (selective prediction)."""
+    out = []
+    for doc in lb.documents:
+        model = doc["model"]["model_id"]
+        for task_name, task in sorted(doc["tasks"].items()):
+            if not any(e.get("selective_curve") for e in task["estimators"].values()):
+                continue
+            out.append(
+                f'<section class="selective-plots" data-run="{escape(doc["run_name"])}" '
+                f'data-task="{escape(task_name)}"><h3>{escape(model)} · {escape(task_name)}</h3><div class="plots">'
+                + _image(risk_coverage_svg(task, "cc", f"Risk vs coverage (capability mu), {task_name}"),
+                         f"Risk vs coverage (capability mu), {task_name}")
+                + _image(risk_coverage_svg(task, "rc", f"Risk vs coverage (response r), {task_name}"),
+                         f"Risk vs coverage (response r), {task_name}")
+                + "</div></section>")
+    if not out:
+        return ""
+    return ("<h2>Selective prediction</h2><p class=\"meta\">Answer only the most confident questions: risk = "
+            "1 - mean target of the kept ones (AURC: the area under this curve; PRR: its gain over random as a "
+            "share of the oracle's).</p>" + "".join(out))
+
+
 def _notes(lb: Leaderboard) -> str:
     if not lb.notes and not lb.flags:
         return ""
@@ -96,7 +170,9 @@ def to_html(lb: Leaderboard, title: str = "capcal leaderboard") -> str:
 
     Sections: runs and warnings; a sortable table of the mean over tasks; one sortable table per headline
     metric (columns = tasks and mean); failures and flags (:attr:`Leaderboard.notes`); per run and task, reliability diagrams against both targets, the
-    pass@k curves (predicted band vs actual) and the budget curves (greedy vs uniform vs oracle).
+    pass@k curves (predicted band vs actual) and the budget curves (greedy vs uniform vs oracle); risk against
+    coverage for both targets (selective prediction); when runs of one suite pair different models, the
+    routing table and the routing curves (accuracy vs fraction routed, with random and oracle).
     Cells carry ``data-value`` with the full-precision number that sorting uses (missing values sort last).
     """
     runs = "".join(
@@ -117,5 +193,5 @@ def to_html(lb: Leaderboard, title: str = "capcal leaderboard") -> str:
         f"<h1>{escape(title)}</h1><ul class=\"meta\">{runs}</ul>{warnings}"
         "<p class=\"meta\">Cells: value [95% paired-bootstrap interval]; ↓ lower is better, ↑ higher is better. "
         "Click a column header to sort.</p>"
-        + "".join(parts) + _notes(lb) + "<h2>Plots</h2>" + _plots(lb)
+        + "".join(parts) + _notes(lb) + "<h2>Plots</h2>" + _plots(lb) + _selective_plots(lb) + _routing(lb)
         + f"<script>{_asset('sort.js')}</script></body></html>\n")

@@ -88,3 +88,68 @@ def budget_svg(task: dict[str, Any], title: str) -> str:
         if curve:
             chart.line([p["B"] for p in curve], [p["greedy"] for p in curve], colors[name], label=name)
     return chart.to_svg()
+
+
+def risk_coverage_svg(task: dict[str, Any], target: str, title: str) -> str:
+    """Selective prediction: risk (1 - accuracy of the kept questions) against coverage, keeping the most
+    confident questions first, against ``target`` (``"cc"``: capability mu, ``"rc"``: response r). The
+    oracle (ordering by the target itself, dotted) and random (the mean target, dashed) are drawn per task
+    from the first estimator with a curve (they depend only on the questions kept valid)."""
+    label = "risk vs capability (1 - mean mu)" if target == "cc" else "risk vs response (1 - mean r)"
+    curves = {n: e.get("selective_curve") or [] for n, e in task["estimators"].items()}
+    ys = [1 - pt[f"{target}_{k}"] for c in curves.values() for pt in c for k in ("accuracy", "oracle")
+          if pt.get(f"{target}_{k}") is not None]
+    hi = min(1.0, max(ys, default=1.0) + 0.05)
+    chart = Chart(title=title, xlabel="coverage (share of questions answered)", ylabel=label, xlim=(0, 1),
+                  ylim=(0.0, max(hi, 0.1)), css_class="decision-chart")
+    ref = next((c for c in curves.values() if c), None)
+    if ref:
+        xs = [pt["coverage"] for pt in ref]
+        chart.line(xs, [None if pt[f"{target}_oracle"] is None else 1 - pt[f"{target}_oracle"] for pt in ref],
+                   "#000", label="oracle", dash="2 2", markers=False)
+        full = ref[-1][f"{target}_accuracy"]
+        if full is not None:
+            chart.line([0, 1], [1 - full, 1 - full], "#555", label="random", dash="5 3", markers=False)
+    colors = estimator_colors(list(task["estimators"]))
+    for name, curve in sorted(curves.items()):
+        if curve:
+            chart.line([pt["coverage"] for pt in curve],
+                       [None if pt[f"{target}_accuracy"] is None else 1 - pt[f"{target}_accuracy"] for pt in curve],
+                       colors[name], label=name)
+    return chart.to_svg()
+
+
+def routing_svg(entry: dict[str, Any], title: str, max_points: int = 200) -> str:
+    """Routing: expected accuracy (mean mu_small on kept, mu_large on routed questions) against the
+    fraction routed, one line per estimator of the small model, the oracle (dotted) and random (dashed).
+
+    Args:
+        entry: one task of a routing pair (``{"curves": {series: [{"routed", "accuracy", ...}]}}``).
+        max_points: curves with more points are thinned evenly (the end points are kept).
+    """
+    curves = entry["curves"]
+    ys = [pt["accuracy"] for c in curves.values() for pt in c if pt.get("accuracy") is not None]
+    chart = Chart(title=title, xlabel="fraction of questions routed to the large model",
+                  ylabel="expected accuracy (mu)", xlim=(0, 1), ylim=_ylim(ys), css_class="decision-chart")
+
+    def thin(c):
+        if len(c) <= max_points:
+            return c
+        step = (len(c) - 1) / (max_points - 1)
+        return [c[round(i * step)] for i in range(max_points)]
+
+    if "random" in curves:
+        c = curves["random"]
+        chart.line([p["routed"] for p in c], [p["accuracy"] for p in c], "#555", label="random", dash="5 3",
+                   markers=False)
+    if "oracle" in curves:
+        c = thin(curves["oracle"])
+        chart.line([p["routed"] for p in c], [p["accuracy"] for p in c], "#000", label="oracle", dash="2 2",
+                   markers=False)
+    names = [n for n in curves if n not in ("random", "oracle") and not n.startswith("large:")]
+    colors = estimator_colors(names)
+    for name in sorted(names):
+        c = thin(curves[name])
+        chart.line([p["routed"] for p in c], [p["accuracy"] for p in c], colors[name], label=name,
+                   markers=len(c) <= 25)
+    return chart.to_svg()

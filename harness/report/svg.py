@@ -40,6 +40,8 @@ class Chart:
         xlim, ylim: data ranges ``(lo, hi)`` mapped onto the plot area.
         logx: log2 x axis (for k and budgets that double); ticks at the powers of two in range.
         width, height: pixel size of the whole SVG, legend included.
+        css_class: the ``class`` of the ``<svg>`` element (``"chart"``; the decision plots of routing and
+            selective prediction use ``"decision-chart"``).
     """
 
     title: str
@@ -50,6 +52,7 @@ class Chart:
     logx: bool = False
     width: int = 470
     height: int = 300
+    css_class: str = "chart"
     _items: list[str] = field(default_factory=list)
     _legend: list[tuple[str, str, str | None]] = field(default_factory=list)
 
@@ -152,7 +155,7 @@ class Chart:
         body = "".join(self._axes()) + (
             f'<clipPath id="{clip}"><rect x="{x0 - 4}" y="{y1 - 4}" width="{w + 8}" height="{h + 8}"/></clipPath>'
             f'<g clip-path="url(#{clip})">' + "".join(self._items) + "</g>") + "".join(self._legend_svg())
-        return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{self.width}" '
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" class="{self.css_class}" width="{self.width}" '
                 f'height="{self.height}" viewBox="0 0 {self.width} {self.height}" role="img" '
                 f'font-family="sans-serif"><title>{escape(self.title)}</title>'
                 f'{body}</svg>')

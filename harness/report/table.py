@@ -71,6 +71,8 @@ class Leaderboard:
             verbalized parse rates, consistency samples that overlap the samples defining mu.
         flags: per run x task, what qualifies the targets (samples truncated at the token limit, empty
             replies), and the in-sample rows (marked :data:`IN_SAMPLE_MARK`); shown with the notes.
+        routing: routing between runs of one suite by different models (weaker -> stronger), filled by
+            :func:`load_leaderboard` from the run directories (see :mod:`capcal.report.decisions`).
         documents: the results documents the table was built from, in input order (the HTML plots use them).
     """
 
@@ -82,6 +84,7 @@ class Leaderboard:
     documents: list[dict[str, Any]] = field(default_factory=list, repr=False)
     notes: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    routing: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
     def columns(self) -> list[str]:
@@ -93,6 +96,9 @@ class Leaderboard:
         return {
             "tasks": self.tasks, "metrics": self.metrics, "runs": self.runs, "warnings": self.warnings,
             "notes": self.notes, "flags": self.flags,
+            "routing": [{k: v for k, v in pair.items() if k != "tasks"}
+                        | {"tasks": {t: {k: v for k, v in e.items() if k != "curves"} for t, e in pair["tasks"].items()}}
+                        for pair in self.routing],
             "rows": [{"model": r.model, "run": r.run, "estimator": r.estimator, "suite": r.suite,
                       "coverage": {t: r.coverage.get(t) for t in self.columns}, "in_sample": r.in_sample,
                       "cells": {t: {m: r.cell(t, m).to_dict() for m in self.metrics} for t in self.columns}}
@@ -304,5 +310,15 @@ def estimator_notes(doc: dict[str, Any]) -> list[str]:
 
 
 def load_leaderboard(paths: list[str | Path], metrics: list[str] | None = None) -> Leaderboard:
-    """Read ``results.json`` of each run directory (or file) and build the leaderboard."""
-    return build_leaderboard([load_results(p) for p in paths], metrics)
+    """Read ``results.json`` of each run directory (or file) and build the leaderboard.
+
+    When runs of one suite come from different models, the routing section (:attr:`Leaderboard.routing`)
+    pairs them, computed from the run directories (:mod:`capcal.report.decisions`).
+    """
+    from .decisions import leaderboard_routing
+
+    docs = [load_results(p) for p in paths]
+    lb = build_leaderboard(docs, metrics)
+    lb.routing, notes = leaderboard_routing(list(paths), docs)
+    lb.notes.extend(notes)
+    return lb

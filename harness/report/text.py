@@ -58,6 +58,34 @@ def _task_summary(lb: Leaderboard) -> list[str]:
     return [_md_row(head), _md_row(["---"] * len(head)), *rows, ""]
 
 
+def _score_cell(entry: dict | None) -> str:
+    if not entry:
+        return "–"
+    lo, hi = entry.get("ci") or [None, None]
+    return fmt_cell(Cell(entry.get("value"), lo, hi))
+
+
+def _routing_md(lb: Leaderboard) -> list[str]:
+    """Markdown lines of the routing section: one row per pair x task x estimator (and baseline)."""
+    if not lb.routing:
+        return []
+    head = ["Small → large", "Task", "Estimator", "Gain captured ↑", "Acc. at 20% routed ↑",
+            "Acc. at 50% routed ↑", "Decision acc. ↑", "Cost ratio"]
+    out = ["", "## Routing", "",
+           "Question i goes to the large model when the small model's confidence p_i < t (t = 0.5 for the "
+           "decision accuracy); gain captured: random = 0, oracle = 1. `large:NAME` rows route by the large "
+           "model's own confidence.", "", _md_row(head), _md_row(["---"] * len(head))]
+    for pair in lb.routing:
+        label = f"{pair['small_model']} → {pair['large_model']}"
+        for task, entry in sorted(pair["tasks"].items()):
+            ratio = "–" if entry["cost_ratio"] is None else f"{entry['cost_ratio']:.3g}"
+            for name, sc in list(entry["scores"].items()) + list(entry["baselines"].items()):
+                out.append(_md_row([label, task, name] + [_score_cell(sc.get(k)) for k in
+                                                          ("gain", "acc@20", "acc@50", "decision_accuracy")]
+                                   + [ratio]))
+    return out
+
+
 def to_markdown(lb: Leaderboard) -> str:
     """Markdown: the runs, any warnings, a table of the mean over tasks, then one table per metric.
 
@@ -85,6 +113,7 @@ def to_markdown(lb: Leaderboard) -> str:
                     _md_row(["---"] * (len(head) + len(lb.columns)))]
             out += [_md_row([r.model, r.label] + [fmt_cell(r.cell(t, m)) for t in lb.columns])
                     for r in lb.rows]
+    out += _routing_md(lb)
     if lb.notes or lb.flags:
         out += ["", "## Failures and flags", ""] + [f"- {n}" for n in lb.notes + lb.flags]
         if any(r.in_sample for r in lb.rows):

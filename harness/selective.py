@@ -1,0 +1,224 @@
+"""Selective prediction: answer only the questions with the highest confidence (pure numpy / scipy).
+
+Keep the fraction c (the coverage) of questions with the highest confidence p. The accuracy at coverage
+c is the mean target of the kept questions: the capability target mu (``cc_``) or the response target r
+(``rc_``); the risk is ``1 - accuracy``. Questions with the same p are kept or dropped together; a
+coverage that falls inside a tie group keeps the needed share of it, and its accuracy is the expected
+value over which members are kept (the tie group counts with its mean target).
+
+* **AURC** (area under the risk-coverage curve): the mean of the risk at the N coverages ``k / N``,
+  ``k = 1..N`` (N valid questions): ``AURC = 1 - (1/N) sum_k (1/k) sum_{j <= k} t_(j)`` with the
+  questions in decreasing confidence. This is LM-Polygraph's ``rcc-auc`` on a 0/1 target (and the
+  discrete AURC of Geifman and El-Yaniv).
+* **PRR** (prediction rejection ratio): ``(AURC_random - AURC) / (AURC_random - AURC_oracle)``, where the
+  oracle keeps the questions in decreasing order of the target itself and the random ordering's AURC is
+  its exact expectation ``1 - mean(t)`` (every prefix mean of a random order has expectation mean(t)).
+  1 = the oracle's ordering, 0 = no better than random, negative = worse than random; undefined (NaN)
+  when every target is equal. On 0/1 targets without ties in p this is exactly LM-Polygraph's normalised
+  ``prr`` (its PredictionRejectionArea, the area of mean quality over the N rejection levels, normalised
+  between the oracle and random orderings), with the random area taken as its exact expectation instead
+  of the mean over 1000 shuffles.
+
+Weights (bootstrap counts) turn a question drawn w times into a tie group of w copies; the sums over k
+inside a tie group use harmonic numbers: a group of weight g and mean target m after weight C and target
+sum T adds ``g m + (T - C m) (H(C + g) - H(C))``. Everything is vectorised over resamples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from scipy.special import digamma
+
+#: Coverages of the curve stored with each estimator's analysis.
+COVERAGES = tuple(round(0.05 * i, 2) for i in range(1, 21))
+#: PRR is undefined when the oracle is better than random by less than this.
+_EPS = 1e-12
+
+
+def tie_group_starts(sorted_values: np.ndarray) -> np.ndarray:
+    """Start positions of the runs of equal values in a sorted (Q,) vector; empty for an empty vector."""
+    if not sorted_values.size:
+        return np.zeros(0, np.int64)
+    new = np.empty(sorted_values.size, bool)
+    new[0] = True
+    new[1:] = sorted_values[1:] != sorted_values[:-1]
+    return np.flatnonzero(new)
+
+
+class Ordering:
+    """The valid questions in decreasing confidence, with their tie groups.
+
+    Args:
+        p: (Q,) confidences; NaN questions are left out (weight 0).
+    """
+
+    def __init__(self, p):
+        p = np.asarray(p, dtype=float)
+        self.valid = ~np.isnan(p)
+        idx = np.flatnonzero(self.valid)
+        self.order = idx[np.argsort(-p[idx], kind="stable")]
+        self.starts = tie_group_starts(p[self.order])
+        self.values = p[self.order][self.starts]
+
+    def grouped(self, w: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(group weights, group target sums), both (b, G), for weights ``w`` (b, Q) and a target (Q,)."""
+        ws = np.take(w, self.order, axis=1)
+        if not self.starts.size:
+            return np.zeros((w.shape[0], 0)), np.zeros((w.shape[0], 0))
+        return (np.add.reduceat(ws, self.starts, axis=1),
+                np.add.reduceat(ws * t[self.order], self.starts, axis=1))
+
+
+def _mean_prefix_accuracy(g: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``(1/S) sum_{k=1..S} (prefix target sum at k) / k`` for groups in keep order (b, G) -> (b,)."""
+    c_before = np.cumsum(g, axis=1) - g
+    t_before = np.cumsum(s, axis=1) - s
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = np.where(g > 0, s / np.where(g > 0, g, 1.0), 0.0)
+        h = digamma(c_before + g + 1.0) - digamma(c_before + 1.0)
+        total = np.sum(np.where(g > 0, g * m + (t_before - c_before * m) * h, 0.0), axis=1)
+        return total / g.sum(axis=1)
+
+
+def aurc_rows(w: np.ndarray, order: Ordering, oracle: Ordering, t: np.ndarray) -> dict[str, np.ndarray]:
+    """AURC, oracle AURC, random AURC and PRR for each row of weights ``w`` (b, Q).
+
+    ``order`` and ``oracle`` come from :func:`prepare` (the confidence's and the target's orderings of the
+    valid questions), ``t`` is the target with 0 at invalid questions. Returns (b,) arrays.
+    """
+    wv = w * order.valid
+    s = wv.sum(axis=1)
+    aurc = 1.0 - _mean_prefix_accuracy(*order.grouped(wv, t))
+    best = 1.0 - _mean_prefix_accuracy(*oracle.grouped(wv, t))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # a row-wise sum, not a matrix product: a resample's value must not depend on the chunk it is in
+        rand = 1.0 - (wv * t).sum(axis=1) / s
+        prr = np.where(rand - best > _EPS, (rand - aurc) / (rand - best), np.nan)
+    for v in (aurc, best, rand, prr):
+        v[s <= 0] = np.nan
+    return {"aurc": aurc, "oracle_aurc": best, "random_aurc": rand, "prr": prr}
+
+
+def prepare(p, t) -> tuple[Ordering, Ordering, np.ndarray]:
+    """The orderings :func:`aurc_rows` needs: (by confidence, by target, target with 0 at NaN questions)."""
+    p = np.asarray(p, dtype=float)
+    t = np.asarray(t, dtype=float)
+    if p.shape != t.shape or p.ndim != 1:
+        raise ValueError(f"confidences {p.shape} and target {t.shape} must be (Q,) arrays of the same length")
+    order = Ordering(p)
+    # the oracle orders the same valid questions by the target itself
+    oracle = Ordering(np.where(order.valid, t, np.nan))
+    return order, oracle, np.where(order.valid, t, 0.0)
+
+
+def aurc(p, t) -> float:
+    """Area under the risk-coverage curve (module docstring) of confidences ``p`` against target ``t``.
+
+    Args:
+        p: (Q,) confidences, NaN = failed (left out).
+        t: (Q,) target in [0, 1]: 0/1 correctness or fractional mu.
+
+    Returns:
+        The AURC in [0, 1]; NaN when no question is valid.
+    """
+    order, oracle, tz = prepare(p, t)
+    return float(aurc_rows(np.ones((1, tz.size)), order, oracle, tz)["aurc"][0])
+
+
+def prr(p, t) -> float:
+    """Prediction rejection ratio ``(AURC_random - AURC) / (AURC_random - AURC_oracle)`` (NaN if undefined)."""
+    order, oracle, tz = prepare(p, t)
+    return float(aurc_rows(np.ones((1, tz.size)), order, oracle, tz)["prr"][0])
+
+
+def selective_scores(p, t) -> dict[str, float]:
+    """``{"aurc", "oracle_aurc", "random_aurc", "prr"}`` of one confidence against one target."""
+    order, oracle, tz = prepare(p, t)
+    return {k: float(v[0]) for k, v in aurc_rows(np.ones((1, tz.size)), order, oracle, tz).items()}
+
+
+def selective_bootstrap(confidences: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray], n_boot: int,
+                        seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """AURC and PRR against each target on the resamples of :func:`capcal.bootstrap.resample_counts`.
+
+    Args:
+        confidences: estimator name -> (Q,) confidences (NaN left out).
+        targets: prefix -> (Q,) target, e.g. ``{"cc": mu, "rc": r}``.
+        n_boot: resamples: the same count vectors as every other metric for this seed and Q, shared by
+            every estimator (paired).
+        seed: bootstrap seed.
+
+    Returns:
+        ``{name: {f"{prefix}_aurc": (n_boot,), f"{prefix}_prr": (n_boot,)}}``.
+    """
+    prepared = {(name, tn): prepare(p, t) for name, p in confidences.items() for tn, t in targets.items()}
+    parts: dict[str, dict[str, list[np.ndarray]]] = {
+        name: {f"{tn}_{m}": [] for tn in targets for m in ("aurc", "prr")} for name in confidences}
+    if n_boot > 0 and prepared:
+        from .bootstrap import resample_counts  # bootstrap uses this module's aurc_rows
+
+        q = next(iter(prepared.values()))[2].size
+        for w in resample_counts(q, n_boot, seed):
+            for (name, tn), (order, oracle, tz) in prepared.items():
+                rows = aurc_rows(w, order, oracle, tz)
+                parts[name][f"{tn}_aurc"].append(rows["aurc"])
+                parts[name][f"{tn}_prr"].append(rows["prr"])
+    return {name: {k: np.concatenate(v) if v else np.zeros(0) for k, v in d.items()} for name, d in parts.items()}
+
+
+def risk_coverage_curve(p, t) -> list[dict[str, float]]:
+    """The accuracy at every threshold: keeping the questions with ``p >= threshold``.
+
+    Returns:
+        ``[{"threshold", "coverage", "accuracy", "risk"}]``, one point per distinct confidence, in
+        decreasing threshold (increasing coverage); NaN questions are left out of both numerator and
+        denominator.
+    """
+    order, _, tz = prepare(p, t)
+    g, s = order.grouped(np.ones((1, tz.size)), tz)
+    n = g.sum()
+    kept, good = np.cumsum(g[0]), np.cumsum(s[0])
+    return [{"threshold": float(v), "coverage": float(k / n), "accuracy": float(a / k), "risk": float(1 - a / k)}
+            for v, k, a in zip(order.values, kept, good, strict=True)]
+
+
+def accuracy_at_coverage(p, t, coverages=COVERAGES) -> np.ndarray:
+    """The accuracy when keeping the share ``c`` of the most confident valid questions, for each c.
+
+    A coverage inside a tie group keeps that share of the group at its mean target (the expectation over
+    which members are kept). Returns (len(coverages),) floats (NaN when no question is valid).
+    """
+    order, _, tz = prepare(p, t)
+    g, s = order.grouped(np.ones((1, tz.size)), tz)
+    g, s = g[0], s[0]
+    n = g.sum()
+    out = np.full(len(coverages), np.nan)
+    if n <= 0:
+        return out
+    cw, cs = np.cumsum(g), np.cumsum(s)
+    for i, c in enumerate(coverages):
+        mass = c * n
+        j = min(int(np.searchsorted(cw, mass - 1e-9 * n)), g.size - 1)
+        before_w, before_s = cw[j] - g[j], cs[j] - s[j]
+        out[i] = (before_s + (mass - before_w) * s[j] / g[j]) / mass
+    return out
+
+
+def selective_curve(p, mu, r, coverages=COVERAGES) -> list[dict[str, float]]:
+    """The stored curve: per coverage, the accuracy against mu and r, and the oracle's (ordering by the
+    target) against each.
+
+    Returns:
+        ``[{"coverage", "cc_accuracy", "rc_accuracy", "cc_oracle", "rc_oracle"}]``; ``random`` accuracy is
+        the mean target at every coverage (not repeated here).
+    """
+    p = np.asarray(p, dtype=float)
+    mu, r = np.asarray(mu, dtype=float), np.asarray(r, dtype=float)
+    valid = ~np.isnan(p)
+    cols = {"cc_accuracy": accuracy_at_coverage(p, mu, coverages),
+            "rc_accuracy": accuracy_at_coverage(p, r, coverages),
+            "cc_oracle": accuracy_at_coverage(np.where(valid, mu, np.nan), mu, coverages),
+            "rc_oracle": accuracy_at_coverage(np.where(valid, r, np.nan), r, coverages)}
+    return [{"coverage": float(c), **{k: float(v[i]) for k, v in cols.items()}} for i, c in enumerate(coverages)]
