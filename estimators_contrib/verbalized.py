@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
+from capcal.forced_formats import grammar
 from capcal.models.base import SamplingParams
 
 from ._common import LETTERS, question_of, render_user_prompt
@@ -27,17 +28,22 @@ class Verbalized(Estimator):
         retry_temperature: temperature of the retries (> 0, so that a new seed gives a new reply).
         retries: how many more attempts an unparseable reply gets (0 = none).
         max_tokens: token limit of a reply (raise it for reasoning models).
+        forced: decode the reply under the forced format ``probability`` (free lines, then a final line
+            ``\\boxed{p}``; :mod:`capcal.forced_formats`); ``None`` (default) follows the run: forced when
+            the run's samples are (``--forced-format on``), free otherwise.
 
     Meta:
         ``parse_rate`` (share of questions parsed at the first attempt), ``final_parse_rate`` (after
-        retries), ``mean_attempts``, ``n_unparseable``, ``examples_unparseable`` (up to 3 raw replies).
+        retries), ``mean_attempts``, ``n_unparseable``, ``examples_unparseable`` (up to 3 raw replies),
+        ``forced`` (whether the forced format was used).
     """
 
     name = "verbalized"
     needs_model = True
 
     def __init__(self, template: str = "estimators/verbalized.jinja", temperature: float = 0.0,
-                 retry_temperature: float = 1.0, retries: int = 2, max_tokens: int = 20):
+                 retry_temperature: float = 1.0, retries: int = 2, max_tokens: int = 20,
+                 forced: bool | None = None):
         if int(retries) < 0:
             raise CapcalError(f"verbalized: retries must be >= 0, got {retries}")
         if float(retry_temperature) <= 0 and int(retries) > 0:
@@ -47,6 +53,13 @@ class Verbalized(Estimator):
         self.retry_temperature = float(retry_temperature)
         self.retries = int(retries)
         self.max_tokens = int(max_tokens)
+        self.forced = None if forced is None else bool(forced)
+
+    def is_forced(self, ctx: EstimatorContext) -> bool:
+        """Whether replies are decoded under the forced format (the parameter, else the run's setting)."""
+        if self.forced is not None:
+            return self.forced
+        return getattr(getattr(ctx, "sampling", None), "grammar", None) is not None
 
     def prompts(self, ctx: EstimatorContext) -> list[list[dict[str, str]]]:
         """The rendered confidence prompts, one per question of ``ctx``."""
@@ -68,11 +81,14 @@ class Verbalized(Estimator):
         last_reply: list[str] = [""] * q
         todo = np.arange(q)
         first_parsed = 0
+        forced = self.is_forced(ctx)
+        extra = {"grammar": grammar("probability")} if forced else {}
         for attempt in range(self.retries + 1):
             if not len(todo):
                 break
             temp = self.temperature if attempt == 0 else self.retry_temperature
-            params = SamplingParams(temperature=temp, top_p=1.0, top_k=0, min_p=0.0, max_tokens=self.max_tokens)
+            params = SamplingParams(temperature=temp, top_p=1.0, top_k=0, min_p=0.0, max_tokens=self.max_tokens,
+                                    **extra)
             seeds = [[derived_seeds(ctx.seed, "verbalized", int(i), self.retries + 1)[attempt]] for i in todo]
             replies = generate_many(ctx.backend, [prompts[i] for i in todo], seeds, params, cache,
                                     desc=f"verbalized (attempt {attempt + 1})")
@@ -96,5 +112,6 @@ class Verbalized(Estimator):
             "n_unparseable": len(failed),
             "examples_unparseable": [r[:200] for r in failed[:3]],
             "params": self.get_params(),
+            "forced": forced,
         }
         return EstimatorOutput(conf, reasons, meta)

@@ -148,6 +148,8 @@ class Pipeline:
             for sp in self.splits.values():
                 self.sample(sp)
                 self.grade(sp)
+                if cfg.forced_format == "both":
+                    self.forced_copy(sp)
             for sp in self.splits.values():
                 self.estimate(sp)
             self.analyse()
@@ -181,6 +183,8 @@ class Pipeline:
                 "limit": cfg.limit if cfg.limit is not None else (st.limit if st else None),
                 "split": st.split if st else "eval",
             }
+        if cfg.forced_format == "both":
+            cfg.estimators = forced_twins(cfg.estimators)
         for est in cfg.estimators:
             name, params = parse_estimator_spec(est)
             _build_estimator(self.registry.estimator_class(name), est, params)
@@ -289,6 +293,8 @@ class Pipeline:
         if cfg.designated >= k:
             raise CapcalError(f"--designated {cfg.designated} must be smaller than k = {k} (task {name!r})")
         params = self._params(gen)
+        if cfg.forced_format == "on":
+            params = _with_answer_grammar(params, task, examples)
         messages = [task.render(ex) for ex in examples]
         keys = self._keys(messages, params, k)
         seeds = [[derive_seed(cfg.seed, qid, j) for j in range(k)] for qid in ids]
@@ -343,6 +349,7 @@ class Pipeline:
             "sampling": common,
             "designated": cfg.designated,
             "estimators": list(cfg.estimators),
+            "forced_format": cfg.forced_format,
             "suite": self._suite.to_record() if self._suite else None,
             "bootstrap": cfg.bootstrap,
             "train_limit": cfg.train_limit,
@@ -454,6 +461,29 @@ class Pipeline:
         if t.empty_rate > FLAG_RATE:
             self.log(f"capcal: warning: {sp.name}: {int(np.sum(t.n_empty))} of {total} samples "
                      f"({t.empty_rate:.1%}) are empty replies (graded incorrect, reason 'empty')")
+    def forced_copy(self, sp: TaskSplit) -> dict[str, Any] | None:
+        """``--forced-format both``: draw and grade a copy of ``sp``'s samples under the task's answer
+        grammar (same prompts and seeds; its own store keys), written as split ``forced`` beside the free
+        targets, and write ``tasks/<task>/forced_format.json`` with both answer parse rates.
+
+        Returns:
+            The parse-rate record, or ``None`` when the task's answers have no forced format.
+        """
+        from dataclasses import replace as _replace
+
+        from .forced_formats import parse_rate_record
+
+        params = _with_answer_grammar(sp.params, sp.task, sp.examples)
+        if params.grammar is None:
+            return None
+        keys = self._keys(sp.messages, params, sp.k)
+        twin = _replace(sp, split="forced", params=params, keys=keys, rows=[], targets=None, targets_fingerprint="")
+        self._other_splits[(sp.name, "forced")] = twin  # re-keyed with the others if the backend identity changes
+        self.sample(twin)
+        self.grade(twin)
+        record = parse_rate_record(sp.rows, twin.rows)
+        self.rd.write_forced_format(sp.name, record)
+        return record
 
     # -- estimators ---------------------------------------------------------------------------------
     def context(self, sp: TaskSplit) -> EstimatorContext:
@@ -694,6 +724,31 @@ def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
         except (TypeError, ValueError):
             out[k] = repr(v)
     return out
+
+
+def forced_twins(estimators: list[str]) -> list[str]:
+    """``--forced-format both``: after each ``verbalized`` item without a ``forced`` parameter, a forced twin
+    (``verbalized:forced=true`` with the same other parameters), unless it is listed already."""
+    out: list[str] = []
+    for est in estimators:
+        out.append(est)
+        name, params = parse_estimator_spec(est)
+        if name == "verbalized" and "forced" not in params:
+            twin = est + ":forced=true"
+            if twin not in estimators:
+                out.append(twin)
+    return list(dict.fromkeys(out))
+
+
+def _with_answer_grammar(params: SamplingParams, task: Any, examples: list[Any]) -> SamplingParams:
+    """``params`` with the grammar of the task's forced answer format (unchanged when it has none)."""
+    from dataclasses import replace as _replace
+
+    from .forced_formats import answer_grammar
+
+    n_choices = max((len(ex.fields.get("choices") or ()) for ex in examples), default=0) or 4
+    g = answer_grammar(getattr(getattr(task, "grader", None), "name", None), n_choices)
+    return params if g is None else _replace(params, grammar=g)
 
 
 def _optional_ctx_fields(**fields: Any) -> dict[str, Any]:

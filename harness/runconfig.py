@@ -126,6 +126,10 @@ class RunConfig:
         progress: show progress bars (``None`` = only when stderr is a terminal).
         grade_truncated: grade samples that stopped at the token limit like finished ones (default: they
             count as incorrect with reason ``truncated``; DESIGN.md "truncated / empty samples").
+        forced_format: ``"off"`` (default), ``"on"`` (every sample's final line, and the verbalized
+            confidence, decoded under a grammar: :mod:`capcal.forced_formats`) or ``"both"`` (the samples
+            that define mu stay free; a forced copy with the same seeds is drawn and graded beside them, a
+            forced verbalized row joins the free one, and both parse rates are reported side by side).
     """
 
     output: str | Path
@@ -150,6 +154,7 @@ class RunConfig:
     train_limit: int = DEFAULT_TRAIN_LIMIT
     progress: bool | None = None
     grade_truncated: bool = False
+    forced_format: str = "off"
 
     def __post_init__(self) -> None:
         self.tasks = split_names(self.tasks)
@@ -178,6 +183,9 @@ class RunConfig:
             raise bad("min_p", self.min_p, "a number in [0, 1)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise bad("seed", self.seed, "an integer")
+        from .forced_formats import check_mode
+
+        self.forced_format = check_mode(self.forced_format)
         if self.k is not None and self.designated >= self.k:
             raise CapcalError(f"--designated {self.designated} must be smaller than --k {self.k}")
 

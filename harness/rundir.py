@@ -307,6 +307,18 @@ class RunDir:
             stages[name] = fingerprint
         write_atomic(self.stages_path, json.dumps(stages, indent=1, sort_keys=True) + "\n")
 
+    def forced_format_path(self, task: str) -> Path:
+        """``tasks/<task>/forced_format.json``: free and forced answer parse rates (``--forced-format both``)."""
+        return self.task_dir(task) / "forced_format.json"
+
+    def write_forced_format(self, task: str, record: dict[str, Any]) -> None:
+        write_atomic(self.forced_format_path(task), json.dumps(_jsonable(record), indent=1, sort_keys=True) + "\n")
+
+    def forced_format(self, task: str) -> dict[str, Any] | None:
+        """The record written by ``--forced-format both`` for ``task``, or ``None``."""
+        path = self.forced_format_path(task)
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
     def write_estimator(self, task: str, name: str, ids, confidence, reasons, meta: dict | None = None) -> None:
         """Write one estimator's output: ``confidence`` (Q,) with NaN for failures, ``reasons`` (Q,)."""
         rows = [{"id": str(i), "confidence": None if not np.isfinite(p) else float(p), "reason": why}

@@ -69,6 +69,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     o.add_argument("--train-limit", "--train_limit", dest="train_limit", type=int, default=DEFAULT_TRAIN_LIMIT,
                    metavar="N", help=f"questions of the train/validation split for learned estimators "
                                      f"(default {DEFAULT_TRAIN_LIMIT})")
+    s.add_argument("--forced-format", "--forced_format", dest="forced_format", default="off",
+                   choices=["off", "on", "both"],
+                   help="decode each answer's final line (and the verbalized confidence) under a grammar: "
+                        "off (default), on, or both (free samples define mu; a forced copy is drawn beside "
+                        "them and both parse rates are printed)")
     progress = o.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="always show progress bars (default: only on a terminal)")
@@ -98,7 +103,34 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         min_p=args.min_p, max_tokens=args.max_tokens, logprobs=args.logprobs, seed=args.seed,
         data_dir=args.data_dir, estimators=split_names(args.estimators), concurrency=args.concurrency,
         designated=args.designated, bootstrap=args.bootstrap, train_limit=args.train_limit,
-        progress=args.progress, grade_truncated=args.grade_truncated)
+        progress=args.progress, grade_truncated=args.grade_truncated,
+        forced_format=args.forced_format)
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def parse_rate_lines(rd, task: str) -> list[str]:
+    """Free and forced parse rates side by side, for a run with ``--forced-format both``."""
+    record = rd.forced_format(task)
+    if record is None:
+        return []
+    free, forced = record["free"], record["forced"]
+    lines = [f"{task}: answer parse rate  free {_rate(free['answer_parse_rate'])}  forced "
+             f"{_rate(forced['answer_parse_rate'])}   (accuracy free {_rate(free['accuracy'])}, forced "
+             f"{_rate(forced['accuracy'])}; {free['n_samples']} samples each)"]
+    metas = {}
+    for name in rd.estimators(task):
+        if name.split(":", 1)[0] == "verbalized":
+            _, _, meta = rd.estimator_output(task, name)
+            if "forced" in meta:
+                metas[bool(meta["forced"])] = meta
+    if len(metas) == 2:
+        lines.append(f"{task}: verbalized parse rate  free {_rate(metas[False].get('parse_rate'))}  forced "
+                     f"{_rate(metas[True].get('parse_rate'))}   (first attempt; after retries "
+                     f"{_rate(metas[False].get('final_parse_rate'))} / {_rate(metas[True].get('final_parse_rate'))})")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         mean_mu = float(t.mu.mean()) if len(t.ids) else float("nan")
         print(f"{name}: {len(t.ids)} questions x k={sp.k}, mean mu = {mean_mu:.3f}, "
               f"response-target accuracy = {float(t.r.mean()):.3f}  ->  {rd.targets_path(name)}")
+        for line in parse_rate_lines(rd, name):
+            print(line)
     for (task, est), reason in sorted(pipeline.estimator_failures.items()):
         print(f"{task}/{est}: FAILED ({reason})")
     if rd.results_path.exists():
