@@ -56,7 +56,8 @@ def arrays(summary: dict[str, Any]) -> dict[str, Any]:
 def _f(x: float | None, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "n/a"
-    return f"{x:.{digits}f}"
+    text = f"{x:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
 
 
 def _ci(m: dict[str, Any] | None, digits: int = 3) -> str:
