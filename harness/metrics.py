@@ -23,7 +23,6 @@ The formulas are written out in docs/metrics.md.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from . import validate as V
 
@@ -218,7 +217,32 @@ def spearman(p, mu) -> float:
     p, m = _checked("spearman", p, mu, "mu")
     if p.size < 2:
         return float("nan")
-    return _pearson(rankdata(p), rankdata(m))
+    return _pearson(midranks(p), midranks(m))
+
+
+def midranks(x) -> np.ndarray:
+    """1-based ranks of ``x`` with ties sharing their average rank (``scipy.stats.rankdata``'s default).
+
+    Args:
+        x: (N,) finite values.
+
+    Returns:
+        (N,) float ranks; ``[]`` for an empty input.
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    n = x.size
+    if n == 0:
+        return np.zeros(0)
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(xs[1:], xs[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, n))
+    ranks = np.empty(n)
+    ranks[order] = np.repeat(starts + (counts + 1) / 2.0, counts)
+    return ranks
 
 
 def auroc_weighted(score, pos_weight, neg_weight) -> float:

@@ -140,3 +140,15 @@ def test_identity_on_real_matrix(graded):
     assert labels.shape == (100, 8) and labels.sum() == 728
     for p in (conf, targets.mu, np.full(100, 0.91), labels[:, 0]):
         assert abs(_identity_gap(p, labels)) < 1e-12
+
+
+def test_midranks_equal_scipy_rankdata_with_ties():
+    from capcal.metrics import midranks
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        x = rng.integers(0, 5, rng.integers(1, 50)) / 4.0
+        np.testing.assert_array_equal(midranks(x), rankdata(x))
+    assert midranks([]).shape == (0,)
+    np.testing.assert_array_equal(midranks([0.3, 0.1, 0.3, 0.2]), [3.5, 1.0, 3.5, 2.0])

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 from ..runconfig import split_names
-from ..rundir import write_atomic
 from ._help import WrappedDescriptionHelpFormatter
 
 EPILOG = """examples:
@@ -47,7 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare import compare_runs, format_comparison  # scipy: imported only when used
+    from ..compare import compare_runs, format_comparison  # numpy/scipy: imported only when used
+    from ..rundir import write_atomic
 
     cmp = compare_runs(Path(args.base), Path(args.new), metric=args.metric,
                        metrics=split_names(args.metrics) or None, alpha=args.alpha, n_boot=args.n_boot,

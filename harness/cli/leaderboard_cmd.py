@@ -1,6 +1,7 @@
 """``capcal leaderboard RUN_DIR...``: the leaderboard of one or more runs, rendered from their results.json.
 
-Argument parsing and messages only; the work is :mod:`capcal.report`.
+Argument parsing and messages only; the work is :mod:`capcal.report` (imported when the command runs, so
+that ``capcal --help`` does not load numpy and the results schema).
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..report import FORMATS, load_leaderboard, render, write_all
-from ..report.table import check_metric_names
 from ..runconfig import split_names
-from ..rundir import write_atomic
 from ._help import WrappedDescriptionHelpFormatter
+
+#: the output formats (the keys of :data:`capcal.report.FORMATS`; a test checks that they agree)
+FORMAT_NAMES = ("md", "csv", "json", "html")
 
 EPILOG = """examples:
   capcal leaderboard runs/demo                              # Markdown to stdout
@@ -29,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "bootstrap intervals. The HTML format is one self-contained file with plots.",
         epilog=EPILOG, formatter_class=WrappedDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (or their results.json files)")
-    p.add_argument("--format", choices=list(FORMATS), default="md", help="output format (default: md)")
+    p.add_argument("--format", choices=list(FORMAT_NAMES), default="md", help="output format (default: md)")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--output-dir", metavar="DIR",
                    help="write all four formats as DIR/leaderboard.{md,csv,json,html}")
@@ -41,6 +42,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..report import load_leaderboard, render, write_all
+    from ..report.table import check_metric_names
+    from ..rundir import write_atomic
+
     metrics = split_names(args.metrics) or None
     if metrics:
         check_metric_names(metrics)  # a typo fails before any results file is read
