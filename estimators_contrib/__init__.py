@@ -5,19 +5,22 @@
 
 from ._verbalized_parse import parse_confidence
 from .consistency import Consistency, ConsistencyEntropy
+from .imported import ImportedConfidence
 from .logprob import MeanTokenProb, SequenceProb
 from .oracle import Constant, OracleCC, OracleRC
 from .probe import LinearProbe
 from .ptrue import PTrue, ptrue_from_top_logprobs
 from .recalibration import Calibrator, Recalibrated
 from .verbalized import Verbalized
+from .verbalized_fewshot import FewShotVerbalized
 
 BUILTIN_ESTIMATORS = {
     cls.name: cls
-    for cls in (Verbalized, PTrue, Consistency, ConsistencyEntropy, MeanTokenProb, SequenceProb, LinearProbe,
-                OracleCC, OracleRC, Constant, Recalibrated)
+    for cls in (Verbalized, FewShotVerbalized, PTrue, Consistency, ConsistencyEntropy, MeanTokenProb, SequenceProb, LinearProbe,
+                OracleCC, OracleRC, Constant, Recalibrated, ImportedConfidence)
 }
 
-__all__ = ["BUILTIN_ESTIMATORS", "Calibrator", "Consistency", "ConsistencyEntropy", "Constant", "LinearProbe",
+__all__ = ["BUILTIN_ESTIMATORS", "Calibrator", "Consistency", "ConsistencyEntropy", "Constant", "FewShotVerbalized",
+           "ImportedConfidence", "LinearProbe",
            "MeanTokenProb", "OracleCC", "OracleRC", "PTrue", "Recalibrated", "SequenceProb", "Verbalized",
            "parse_confidence", "ptrue_from_top_logprobs"]

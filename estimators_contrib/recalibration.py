@@ -102,13 +102,20 @@ class Recalibrated(Estimator):
         target: ``"mu"`` (capability target, default) or ``"r"`` (response target) to calibrate towards.
         bins: bins of the histogram method.
         base_params: constructor parameters of the base estimator.
+        **base_options: ``base_<parameter>=value`` items, added to ``base_params`` (the command line cannot
+            spell a dict: ``recalibrated:base=imported:base_source=NAME``).
     """
 
     name = "recalibrated"
     learns = True
 
     def __init__(self, base: str = "verbalized", method: str = "isotonic", target: str = "mu", bins: int = 10,
-                 base_params: dict[str, Any] | None = None):
+                 base_params: dict[str, Any] | None = None, **base_options: Any):
+        bad = sorted(k for k in base_options if not k.startswith("base_") or k == "base_")
+        if bad:
+            raise CapcalError(f"recalibration: unknown parameter {bad[0]!r}; expected base, method, target, bins, "
+                              "base_params or base_<parameter of the base estimator>")
+        base_params = {**dict(base_params or {}), **{k[len("base_"):]: v for k, v in base_options.items()}}
         if target not in ("mu", "r"):
             raise CapcalError(f"recalibration: target must be 'mu' or 'r', got {target!r}")
         if base == self.name:

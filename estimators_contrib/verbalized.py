@@ -40,6 +40,9 @@ class Verbalized(Estimator):
 
     name = "verbalized"
     needs_model = True
+    #: file of the reply cache in the split's cache folder, and the seed stream of the attempts
+    _cache_file = "verbalized_replies.jsonl"
+    _seed_stream = "verbalized"
 
     def __init__(self, template: str = "estimators/verbalized.jinja", temperature: float = 0.0,
                  retry_temperature: float = 1.0, retries: int = 2, max_tokens: int = 20,
@@ -75,7 +78,7 @@ class Verbalized(Estimator):
             return EstimatorOutput(np.full(q, np.nan), ["no model backend in this run"] * q,
                                    {"parse_rate": 0.0, "final_parse_rate": 0.0})
         prompts = self.prompts(ctx)
-        cache = CompletionCache(ctx.cache_dir / "verbalized_replies.jsonl")
+        cache = CompletionCache(ctx.cache_dir / self._cache_file)
         conf = np.full(q, np.nan)
         attempts = np.zeros(q, dtype=np.int64)
         last_reply: list[str] = [""] * q
@@ -89,9 +92,9 @@ class Verbalized(Estimator):
             temp = self.temperature if attempt == 0 else self.retry_temperature
             params = SamplingParams(temperature=temp, top_p=1.0, top_k=0, min_p=0.0, max_tokens=self.max_tokens,
                                     **extra)
-            seeds = [[derived_seeds(ctx.seed, "verbalized", int(i), self.retries + 1)[attempt]] for i in todo]
+            seeds = [[derived_seeds(ctx.seed, self._seed_stream, int(i), self.retries + 1)[attempt]] for i in todo]
             replies = generate_many(ctx.backend, [prompts[i] for i in todo], seeds, params, cache,
-                                    desc=f"verbalized (attempt {attempt + 1})")
+                                    desc=f"{self.name} (attempt {attempt + 1})")
             still = []
             for i, reply in zip(todo, replies, strict=True):
                 attempts[i] += 1

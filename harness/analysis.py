@@ -305,8 +305,8 @@ def analyze_run(run_dir: str | Path, **kwargs) -> dict[str, dict]:
     for task in tasks:
         targets = rd.targets(task)
         names = rd.estimators(task)
-        if "estimators" in config:
-            names = [n for n in names if n in config["estimators"]]
+        if "estimators" in config:  # imported confidences (capcal import --confidences) are always kept
+            names = [n for n in names if n in config["estimators"] or rd.is_imported_estimator(task, n)]
         conf = {name: rd.estimator_output(task, name, targets.ids)[0] for name in names}
         out[task] = analyze(targets, conf, **kwargs)
     return out

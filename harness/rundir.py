@@ -275,6 +275,14 @@ class RunDir:
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         return conf, reasons, meta
 
+    def is_imported_estimator(self, task: str, name: str) -> bool:
+        """Whether estimator output ``name`` holds imported confidences (its meta says ``"source": "imported"``)."""
+        meta_path = self.estimator_path(task, name).with_suffix(".meta.json")
+        try:
+            return json.loads(meta_path.read_text(encoding="utf-8")).get("source") == "imported"
+        except (OSError, json.JSONDecodeError, AttributeError):
+            return False
+
     # -- writing -----------------------------------------------------------------------------------
     def write_config(self, config: dict[str, Any]) -> None:
         write_atomic(self.config_path, json.dumps(_jsonable(config), indent=2, sort_keys=True) + "\n")

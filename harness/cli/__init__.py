@@ -12,7 +12,7 @@ import sys
 
 from ..errors import CapcalError
 
-SUBCOMMANDS = ["list", "show", "grade", "run", "leaderboard", "compare", "route", "study"]
+SUBCOMMANDS = ["list", "show", "grade", "run", "import", "export", "leaderboard", "compare", "route", "study"]
 
 
 def build_parser() -> argparse.ArgumentParser:
