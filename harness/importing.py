@@ -321,11 +321,13 @@ def import_samples(source: str | Path, task: str, output: str | Path, *, fmt: st
 
     _write_import_config(rd, old_config, the_task, split, report, info, designated, data_dir,
                          sha=_file_digest(info.files) if info.files else None)
-    if confidences and info.confidences and split == "eval":
+    record = _import_record_path(rd, task, split)
+    write_atomic(record, json.dumps(report.to_dict(), indent=1, default=str) + "\n")
+    if confidences and info.confidences and split == "eval":  # after the record: it maps the source's ids
         for name, path in sorted(info.confidences.items()):
             import_confidences(rd.path, path, name, task=task, registry=registry, analyse=False)
             report.confidences.append(name)
-    write_atomic(_import_record_path(rd, task, split), json.dumps(report.to_dict(), indent=1, default=str) + "\n")
+        write_atomic(record, json.dumps(report.to_dict(), indent=1, default=str) + "\n")
     return report
 
 

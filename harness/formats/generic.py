@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ..grading import read_jsonl as iter_jsonl
 from .records import (
     ImportedQuestion,
     ImportedSample,
@@ -45,25 +46,6 @@ _QUESTION_KEYS = {"id", "index", "question", "doc", "prompt"}
 _SAMPLE_KEYS = {"response", "text", "sample_index", "correct", "finish_reason", "reasoning", "tokens",
                 "token_logprobs", "completion_tokens", "prompt_tokens", "extracted"}
 _PARALLEL = {"responses", "correct", "finish_reasons", "token_logprobs", "completion_tokens"}
-
-
-def iter_jsonl(path: Path):
-    """``(line number, object)`` of every non-blank line; a bad line is a DataError naming file and line."""
-    try:
-        fh = open(path, encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: each line must be a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
 
 
 def _question_keys(obj: dict, where: str, reserved: set[str]) -> dict[str, Any]:
