@@ -43,7 +43,7 @@ def detect_format(path: str | Path) -> str:
     if path.is_dir():
         if (path / "sampled.jsonl").is_file():
             return "official"
-        if any(path.glob("samples_*.jsonl")):
+        if any(path.rglob("samples_*.jsonl")):
             return "lm_eval"
         if any(path.glob("*.eval")):
             return "inspect"
