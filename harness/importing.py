@@ -55,7 +55,12 @@ N_EXAMPLES = 5
 
 
 def _digest(obj: Any) -> str:
-    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+    """sha256 of the canonical JSON of ``obj`` (plain JSON values take the fast path)."""
+    try:
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        text = canonical_json(obj)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _file_digest(paths: Sequence[str]) -> str:
@@ -185,13 +190,17 @@ def grade_imported(task: Any, examples: Sequence[Any], samples: Sequence[Sequenc
     verdicts = truncated = 0
     for ex, row_samples, row_keys in zip(examples, samples, keys, strict=True):
         correct, extracted = [], []
+        seen: dict[str, tuple[bool, Any]] = {}  # equal replies to one question are graded once
         for j, s in enumerate(row_samples):
             if s.finish_reason == "length":
                 ok, answer = False, None
                 truncated += 1
             else:
-                g = task.grade(s.text or "", ex)
-                ok, answer = bool(g.correct), g.extracted
+                text = s.text or ""
+                if text not in seen:
+                    g = task.grade(text, ex)
+                    seen[text] = (bool(g.correct), g.extracted)
+                ok, answer = seen[text]
             if s.correct is not None:
                 verdicts += 1
                 if bool(s.correct) != ok:
