@@ -43,7 +43,7 @@ from .registry import Registry, get_registry
 from .run import Pipeline, TaskSplit, _build_estimator
 from .runconfig import RunConfig, parse_estimator_spec
 from .rundir import RunDir, Targets, read_jsonl, write_atomic
-from .store import SampleStore, canonical_json, sample_key
+from .store import SampleStore, canonical_json, sample_keys
 
 __all__ = ["ConfidenceReport", "ImportReport", "ImportedPipeline", "finish_imported_run", "import_confidences",
            "import_samples"]
@@ -169,9 +169,11 @@ def _examples(report: dict[str, Any], items: list, n: int = N_EXAMPLES) -> dict[
 # -- grading imported samples into target rows -----------------------------------------------------------
 def grade_imported(task: Any, examples: Sequence[Any], samples: Sequence[Sequence[Any]], keys: Sequence[Sequence[str]],
                    designated: int = 0, labels: str = "grader") -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Grade every imported sample with the task's grader into ``targets.jsonl`` rows.
+    """Grade every imported sample into ``targets.jsonl`` rows, exactly as the pipeline grades its own.
 
-    A sample whose finish reason is ``length`` stopped at the token limit: incorrect, never parsed.
+    Each sample goes through :func:`capcal.grading.grade_sample`: finish reason ``length`` (the token limit)
+    is incorrect and never parsed, ``content_filter`` / ``error`` and blank replies are incorrect, the
+    task's grader decides the rest. Equal replies to one question are graded once.
 
     Args:
         task: the :class:`capcal.tasks.Task`.
@@ -186,21 +188,19 @@ def grade_imported(task: Any, examples: Sequence[Any], samples: Sequence[Sequenc
         ``(rows, stats)``: the target rows in ``examples`` order, and ``{"verdicts", "disagreements"
         (list of dicts), "truncated"}``.
     """
+    from .grading import grade_sample, sample_flags
+
     rows, disagreements = [], []
     verdicts = truncated = 0
     for ex, row_samples, row_keys in zip(examples, samples, keys, strict=True):
-        correct, extracted = [], []
-        seen: dict[str, tuple[bool, Any]] = {}  # equal replies to one question are graded once
+        correct, extracted, reasons = [], [], []
+        seen: dict[tuple[str, str | None], tuple[bool, Any, str | None]] = {}
         for j, s in enumerate(row_samples):
-            if s.finish_reason == "length":
-                ok, answer = False, None
-                truncated += 1
-            else:
-                text = s.text or ""
-                if text not in seen:
-                    g = task.grade(text, ex)
-                    seen[text] = (bool(g.correct), g.extracted)
-                ok, answer = seen[text]
+            memo = (s.text or "", s.finish_reason)
+            if memo not in seen:
+                g, why = grade_sample(task, s.text, s.finish_reason, ex)
+                seen[memo] = (bool(g.correct), g.extracted, why)
+            ok, answer, why = seen[memo]
             if s.correct is not None:
                 verdicts += 1
                 if bool(s.correct) != ok:
@@ -210,10 +210,15 @@ def grade_imported(task: Any, examples: Sequence[Any], samples: Sequence[Sequenc
                     ok = bool(s.correct)
             correct.append(int(ok))
             extracted.append(answer)
+            reasons.append(why)
+        finish = [s.finish_reason for s in row_samples]
+        n_truncated, n_empty = sample_flags([s.text for s in row_samples], finish)
+        truncated += n_truncated
         n, c = len(correct), sum(correct)
         rows.append({"id": str(ex.id), "index": int(ex.index), "n": n, "c": c, "mu": c / n,
                      "designated": designated, "r": correct[designated], "correct": correct,
-                     "extracted": extracted, "sample_keys": list(row_keys)})
+                     "extracted": extracted, "reasons": reasons, "finish_reasons": finish,
+                     "n_truncated": n_truncated, "n_empty": n_empty, "sample_keys": list(row_keys)})
     return rows, {"verdicts": verdicts, "disagreements": disagreements, "truncated": truncated}
 
 
@@ -301,14 +306,13 @@ def import_samples(source: str | Path, task: str, output: str | Path, *, fmt: st
     keys, items = [], []
     for q, ex in chosen:
         messages = q.prompt or the_task.render(ex)
-        row = []
-        for j, s in enumerate(q.samples):
-            comp = s.completion()
-            extra = {"correct": s.correct, "completion_tokens": s.completion_tokens, "prompt_tokens": s.prompt_tokens,
-                     "extracted": s.extracted}
-            params = {"imported": _digest([comp, extra]), "question_id": str(ex.id)}
-            key = sample_key(IMPORT_BACKEND, str(model_id), messages, params, j)
-            row.append(key)
+        comps = [s.completion() for s in q.samples]
+        extras = [{"correct": s.correct, "completion_tokens": s.completion_tokens, "prompt_tokens": s.prompt_tokens,
+                   "extracted": s.extracted} for s in q.samples]
+        # the key covers the question's imported content: a changed re-import never reuses old samples
+        params = {"imported": _digest([comps, extras]), "question_id": str(ex.id)}
+        row = sample_keys(IMPORT_BACKEND, str(model_id), messages, params, range(len(comps)))
+        for j, (key, comp, extra) in enumerate(zip(row, comps, extras, strict=True)):
             items.append((key, comp, {"task": task, "split": split, "id": str(ex.id), "index": j, "seed": None,
                                       "source": info.format, "source_id": q.id,
                                       **{k: v for k, v in extra.items() if v is not None}}))
@@ -384,9 +388,10 @@ class ImportedPipeline(Pipeline):
 
     Nothing is sampled: every split comes from its ``targets.jsonl`` and the samples in ``samples.sqlite``.
     Estimators that need no model work as on a sampled run (consistency reuses the stored samples and flags
-    it, the oracles, constant and recalibration fit on an imported training split); an estimator that calls
-    the model gets the ``backend`` given here, or NaN with its reason when there is none. Learned
-    estimators see the imported ``train`` / ``validation`` splits (``capcal import --split train``).
+    it, the oracles, constant and recalibration fit on an imported training split, with the pipeline's
+    leakage rule); an estimator that calls the model gets the ``backend`` given here, or NaN with its
+    reason when there is none. Learned estimators see the imported ``train`` / ``validation`` splits
+    (``capcal import --split train``).
     """
 
     def __init__(self, output: str | Path, estimators: Sequence[str] = (), *, bootstrap: int | None = None,
@@ -407,17 +412,19 @@ class ImportedPipeline(Pipeline):
 
     def run(self):
         """Estimate every configured estimator on every imported task, then write ``results.json``."""
+        tasks = sorted(self.run_config.get("tasks") or {})
         for est in self.config.estimators:
             name, params = parse_estimator_spec(est)
             _build_estimator(self.registry.estimator_class(name), est, params)
-            for task in self.run_config.get("tasks") or {}:
+            for task in tasks:
                 if self.rd.is_imported_estimator(task, est):
                     raise CapcalError(f"--estimators {est!r}: {task} already has imported confidences of that "
                                       "name; they would be overwritten")
         self.store = SampleStore(self.rd.store_path)
         try:
-            for name in sorted(self.run_config.get("tasks") or {}):
-                self.splits[name] = self._from_targets(name, "eval")
+            for name in tasks:
+                self._task_plan[name] = {"k": None, "limit": None, "split": "eval"}
+                self.splits[name] = self._resolve(name, "eval")
             for sp in self.splits.values():
                 self.estimate(sp)
             config = self.rd.config
@@ -429,7 +436,31 @@ class ImportedPipeline(Pipeline):
             self.store.close()
         return self.rd
 
-    def _from_targets(self, name: str, split: str):
+    # the backend: only the one given (estimators that call the model get None and say so)
+    def ensure_backend(self):
+        if self.backend is None:
+            raise CapcalError("this is an imported run without a model backend (pass --model to capcal import)")
+        return self.backend
+
+    def _describe(self) -> dict[str, Any]:
+        return {"backend": IMPORT_BACKEND} if self.backend is None else super()._describe()
+
+    def context(self, sp: TaskSplit):
+        ctx = super().context(sp)
+        ctx.backend = self.backend  # None without --model: model-free estimators know what to do
+        return ctx
+
+    # the splits come from the imported targets; nothing is sampled or graded again
+    def _resolve(self, name: str, split: str, limit: int | None = None) -> TaskSplit:
+        return self._from_targets(name, split)
+
+    def sample(self, sp: TaskSplit) -> None:
+        return None
+
+    def grade(self, sp: TaskSplit) -> Targets:
+        return sp.targets
+
+    def _from_targets(self, name: str, split: str) -> TaskSplit:
         path = self.rd.targets_path(name, split)
         stage = f"targets/{name}/{split}"
         fp = self.rd.stages().get(stage)
@@ -445,7 +476,6 @@ class ImportedPipeline(Pipeline):
                               f"(e.g. {missing[0]!r}); was the data changed since the import?")
         examples = [pool[str(r["id"])] for r in rows]
         sampling = (self.run_config.get("tasks", {}).get(name, {}) or {}).get("sampling") or {}
-        params = _params_from(sampling, task)
         if split == "eval":
             # learned estimators depend on the imported training splits too
             others = {s: self.rd.stages().get(f"targets/{name}/{s}") for s in ("train", "validation")}
@@ -453,18 +483,11 @@ class ImportedPipeline(Pipeline):
         sp = TaskSplit(name=name, task=task, split=split, examples=examples,
                        messages=[task.render(ex) for ex in examples],
                        ids=np.array([str(r["id"]) for r in rows], dtype=object),
-                       k=max(len(r["correct"]) for r in rows), params=params,
+                       k=max(len(r["correct"]) for r in rows), params=_params_from(sampling, task),
                        keys=[list(r["sample_keys"]) for r in rows], seeds=[[] for _ in rows],
                        designated=int(rows[0].get("designated", 0)))
         sp.rows, sp.targets, sp.targets_fingerprint = rows, Targets.from_rows(rows), fp
         return sp
-
-    def split_context(self, name: str, split: str):
-        if split == "eval":
-            return self.context(self.splits[name])
-        if (name, split) not in self._other_splits:
-            self._other_splits[(name, split)] = self._from_targets(name, split)
-        return self.context(self._other_splits[(name, split)])
 
 
 def _params_from(sampling: dict[str, Any], task: Any) -> SamplingParams:
