@@ -61,7 +61,7 @@ class FewShotVerbalized(Verbalized):
         seed: the selection seed.
         selection: ``"random"`` or ``"stratified"`` (over mu bins).
         template: template file, relative to a registered template folder.
-        temperature, retry_temperature, retries, max_tokens: as for ``verbalized``.
+        temperature, retry_temperature, retries, max_tokens, forced: as for ``verbalized``.
 
     Meta (besides verbalized's): ``shots`` (``[{"id", "mu", "n", "split"}]``), ``m``, ``selection``.
     """
@@ -73,9 +73,10 @@ class FewShotVerbalized(Verbalized):
 
     def __init__(self, m: int = 5, seed: int = 0, selection: str = "random",
                  template: str = "estimators/verbalized_fewshot.jinja", temperature: float = 0.0,
-                 retry_temperature: float = 1.0, retries: int = 2, max_tokens: int = 20):
+                 retry_temperature: float = 1.0, retries: int = 2, max_tokens: int = 20,
+                 forced: bool | None = None):
         super().__init__(template=template, temperature=temperature, retry_temperature=retry_temperature,
-                         retries=retries, max_tokens=max_tokens)
+                         retries=retries, max_tokens=max_tokens, forced=forced)
         if isinstance(m, bool) or int(m) < 1:
             raise CapcalError(f"verbalized_fewshot: m must be >= 1, got {m}")
         if selection not in ("random", "stratified"):
@@ -127,4 +128,4 @@ class FewShotVerbalized(Verbalized):
     def get_params(self) -> dict:
         return {"m": self.m, "seed": self.seed, "selection": self.selection, "template": self.template,
                 "temperature": self.temperature, "retry_temperature": self.retry_temperature,
-                "retries": self.retries, "max_tokens": self.max_tokens}
+                "retries": self.retries, "max_tokens": self.max_tokens, "forced": self.forced}
