@@ -7,7 +7,8 @@ each as its own process, as a user would::
     capcal import FILE --task gsm8k --output RUN --estimators consistency,oracle_cc,oracle_rc,constant
     capcal leaderboard RUN --output RUN/leaderboard.md
 
-and prints the wall time of each and of the whole. Side by side, it times ``capcal grade`` on the same
+and prints the wall time and the CPU time (user + system) of each and of the whole; on a shared machine
+the wall time includes waiting for the cores, the CPU time does not. Side by side, it times ``capcal grade`` on the same
 responses (regrading alone, no targets), the closest thing capcal had before import.
 
     .venv/bin/python benchmarks/import_speed.py --data-dir ../shared/data          # 500 x 20
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -43,11 +45,15 @@ def make_file(path: Path, data_dir: str, q: int, k: int, unmatched: int = 7, sho
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
-def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+def timed(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """``(wall seconds, CPU seconds (user + system) of the child, completed process)``."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    return time.perf_counter() - t0, proc
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc
 
 
 def main() -> int:
@@ -61,13 +67,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         src, run = Path(tmp) / "samples.jsonl", Path(tmp) / "run"
         make_file(src, args.data_dir, args.questions, args.samples)
-        t_import, p = timed([*capcal, "import", str(src), "--task", "gsm8k", "--output", str(run), "--data-dir",
+        t_import, c_import, p = timed([*capcal, "import", str(src), "--task", "gsm8k", "--output", str(run), "--data-dir",
                              args.data_dir, "--estimators", "consistency,oracle_cc,oracle_rc,constant",
                              "--bootstrap", str(args.bootstrap), "--no-progress"])
         if p.returncode:
             print(p.stderr, file=sys.stderr)
             return 1
-        t_board, p2 = timed([*capcal, "leaderboard", str(run), "--output", str(run / "leaderboard.md")])
+        t_board, c_board, p2 = timed([*capcal, "leaderboard", str(run), "--output", str(run / "leaderboard.md")])
         if p2.returncode:
             print(p2.stderr, file=sys.stderr)
             return 1
@@ -75,14 +81,16 @@ def main() -> int:
         grade_in.write_text("".join(json.dumps({"doc": {"question": "q", "answer": "#### 1"}, "response": r})
                                     + "\n" for line in src.read_text().splitlines()
                                     for r in json.loads(line)["responses"]))
-        t_grade, p3 = timed([*capcal, "grade", "--task", "gsm8k", "--responses", str(grade_in), "--output",
+        t_grade, c_grade, p3 = timed([*capcal, "grade", "--task", "gsm8k", "--responses", str(grade_in), "--output",
                              str(Path(tmp) / "graded.jsonl")])
         print(p.stderr.strip())
         print(f"questions x samples: {args.questions} x {args.samples}, bootstrap {args.bootstrap}")
-        print(f"capcal import (match, store, grade, 4 estimators, metrics): {t_import:.2f} s")
-        print(f"capcal leaderboard:                                        {t_board:.2f} s")
-        print(f"whole job:                                                 {t_import + t_board:.2f} s")
-        print(f"capcal grade of the same responses (regrading only):       {t_grade:.2f} s"
+        load = os.getloadavg()[0]
+        print(f"{'step':58s} {'wall s':>7s} {'CPU s':>7s}   (load average {load:.1f} on {os.cpu_count()} cores)")
+        print(f"{'capcal import (match, store, grade, 4 estimators, metrics)':58s} {t_import:7.2f} {c_import:7.2f}")
+        print(f"{'capcal leaderboard':58s} {t_board:7.2f} {c_board:7.2f}")
+        print(f"{'whole job':58s} {t_import + t_board:7.2f} {c_import + c_board:7.2f}")
+        print(f"{'capcal grade of the same responses (regrading only)':58s} {t_grade:7.2f} {c_grade:7.2f}"
               + ("" if p3.returncode == 0 else " (failed)"))
     return 0
 

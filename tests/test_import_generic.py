@@ -176,3 +176,39 @@ def test_finish_imported_run_refuses_a_sampled_run(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model": "embedded"}))
     with pytest.raises(Exception, match="not an imported run"):
         finish_imported_run(tmp_path, ["oracle_cc"])
+
+
+def test_recalibration_and_constant_fit_on_an_imported_training_split(tmp_path, data_dir):
+    from capcal.importing import import_confidences
+
+    task = get_registry().task("gsm8k", data_dir=data_dir)
+    rng = np.random.default_rng(3)
+    conf_rows = []
+    out = tmp_path / "run"
+    fitted = {}
+    for split, exs in (("train", task.examples("train")[:60]), ("eval", task.examples("eval")[:30])):
+        rows = []
+        for ex in exs:
+            right = int(rng.integers(0, 5))
+            rows.append({"id": ex.id, "responses": _responses(ex, right, 4)})
+            p = float(np.clip(right / 4 + rng.normal(0, 0.15), 0, 1))
+            conf_rows.append({"id": ex.id, "confidence": p})
+            fitted.setdefault(split, []).append((p, right / 4))
+        import_samples(_write(tmp_path / f"{split}.jsonl", rows), "gsm8k", out, split=split, data_dir=data_dir)
+    conf_file = _write(tmp_path / "ext.jsonl", conf_rows)
+    rep = import_confidences(out, conf_file, "ext", analyse=False)
+    assert rep.n_matched == 30 and rep.unknown["count"] == 60  # the training ids are kept for the wrapper
+    spec = "recalibrated:base=imported:base_source=ext:method=histogram:bins=5"
+    finish_imported_run(out, [spec, "constant"], bootstrap=20)
+    rd = RunDir(out)
+    got, _, meta = rd.estimator_output("gsm8k", spec)
+    assert meta["fitted_on"] == "train"
+    # independent histogram binning fitted on the training split's (imported confidence, mu) pairs
+    tp, tmu = np.array(fitted["train"]).T
+    bins = np.minimum((np.round(tp * 5, 9)).astype(int), 4)
+    table = np.array([tmu[bins == b].mean() if (bins == b).any() else tmu.mean() for b in range(5)])
+    ep = np.array(fitted["eval"])[:, 0]
+    np.testing.assert_allclose(got, table[np.minimum((np.round(ep * 5, 9)).astype(int), 4)])
+    const, _, cmeta = rd.estimator_output("gsm8k", "constant")
+    assert cmeta["source"] == "train" and const[0] == pytest.approx(tmu.mean())
+    assert "ext" in json.loads(rd.results_path.read_text())["tasks"]["gsm8k"]["estimators"]
