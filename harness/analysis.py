@@ -187,13 +187,23 @@ def analyze(targets: Targets, confidences: Mapping[str, np.ndarray], *, n_boot: 
     prepared: dict[str, PreparedEstimator] = {}
     values: dict[str, dict[str, float]] = {}
 
-    def measure(p: np.ndarray):
-        """Point values, bootstrap features and budget result of one confidence vector (NaN = excluded)."""
+    def measure(p: np.ndarray, restrict_of: str | None = None):
+        """Point values, bootstrap features and budget result of one confidence vector (NaN = excluded).
+
+        ``restrict_of``: ``p`` is that estimator's confidences on fewer questions; its budget allocation is
+        reused (evaluated on the kept questions) and its bootstrap features are derived from the
+        estimator's own (:meth:`capcal.bootstrap.PreparedEstimator.restrict`); the budget result is ``None``.
+        """
         valid = ~np.isnan(p)
         vals = point_metrics(p, mu, r, labels, n_bins, binning, counts=(c, n))
         err2 = {k: (passk_predicted(p, k) - table[:, k]) ** 2 for k in ks_inst}
         for k in ks_inst:
             vals[f"passk_mse@{k}"] = float(np.mean(err2[k][valid])) if valid.any() else float("nan")
+        if restrict_of is not None:
+            base = prepared[restrict_of]
+            if base.budget_gain is not None and valid.any():
+                vals["budget_gain"] = float(np.mean(base.budget_gain[valid]))
+            return vals, base.restrict(valid, restrict_of, p, task, err2), None
         if valid.all():
             bud = evaluate_budgets(p, n, c, budgets, table, oracle=oracle_all)
         else:
@@ -240,7 +250,8 @@ def analyze(targets: Targets, confidences: Mapping[str, np.ndarray], *, n_boot: 
             if key not in variant_key:
                 label = f"\0{x}\0{len(variant_key)}"           # cannot clash with an estimator name
                 variant_key[key] = label
-                values[label], prepared[label], _ = measure(np.where(common, conf[x], np.nan))
+                # budget gain: the estimator's own allocation, evaluated on the common questions
+                values[label], prepared[label], _ = measure(np.where(common, conf[x], np.nan), restrict_of=x)
             chosen.append(variant_key[key])
         sides[(a, b)] = (chosen[0], chosen[1])
 

@@ -186,12 +186,17 @@ class PreparedEstimator:
         V.same_length("PreparedEstimator", p=p, mu=task.mu)
         self.valid = ~np.isnan(p)
         self.any_nan = not self.valid.all()
+        #: estimators with the same valid questions share their per-resample rank quantities
+        self.mask_key = np.packbits(self.valid).tobytes() if self.any_nan else b""
+        #: ``(base name, dropped question indices)`` when this estimator is another one restricted to fewer
+        #: questions (see :meth:`restrict`); set by the caller
+        self.restricted_from: tuple[str, np.ndarray] | None = None
         v = self.valid.astype(float)
         pz = np.where(self.valid, p, 0.0)
         mu, r = task.mu, task.r
         q = np.clip(pz, LOGLOSS_EPS, 1.0 - LOGLOSS_EPS)
         lq, l1q = np.log(q), np.log1p(-q)
-        self.n_bins = n_bins
+        self.n_bins, self.binning = n_bins, binning
         self._bin = bin_index(p, bin_edges(p, n_bins, binning), binning)
         self.ks = sorted(passk_err2 or {})
         cols = [v, v * (pz - mu) ** 2, v * (pz - r) ** 2, -v * (mu * lq + (1 - mu) * l1q),
@@ -199,8 +204,10 @@ class PreparedEstimator:
                 v * r, v * task.c, v * task.n]
         cols += [np.where(self.valid, passk_err2[k], 0.0) for k in self.ks]
         self.has_budget = budget_gain is not None
+        #: (Q,) the per-question budget gain (0 where p is NaN), or ``None``
+        self.budget_gain = np.where(self.valid, budget_gain, 0.0) if self.has_budget else None
         if self.has_budget:
-            cols.append(np.where(self.valid, budget_gain, 0.0))
+            cols.append(self.budget_gain)
         self._cols = cols
         self._bin_values = (v, v * pz, v * mu, v * r)           # per bin: count, sum p, sum mu, sum r
         self.width = len(cols) + 4 * n_bins
@@ -222,6 +229,29 @@ class PreparedEstimator:
         for name, (order, oracle, t) in self.selective.items():
             rows = aurc_rows(w, order, oracle, t)
             out[f"{name}_aurc"], out[f"{name}_prr"] = rows["aurc"], rows["prr"]
+        return out
+
+    def restrict(self, keep, base_name: str, p, task: TaskArrays,
+                 passk_err2: dict[int, np.ndarray] | None = None) -> PreparedEstimator:
+        """This estimator on the questions ``keep`` only (the others treated as NaN), for paired differences
+        on common questions.
+
+        With equal-width bins every feature of the restricted estimator is this one's times the mask, so
+        :func:`bootstrap_metrics` gets its weighted sums from this estimator's (``base_name``) minus the
+        dropped questions' instead of from columns of its own.
+
+        Args:
+            keep: (Q,) bool, the questions to keep.
+            base_name: this estimator's name in the dict given to :func:`bootstrap_metrics`.
+            p: (Q,) the confidences with NaN outside ``keep`` (the caller's, already computed).
+            task: the task arrays.
+            passk_err2: as for the constructor (NaN outside ``keep``).
+        """
+        keep = np.asarray(keep, dtype=bool)
+        gain = None if self.budget_gain is None else np.where(keep, self.budget_gain, 0.0)
+        out = PreparedEstimator(p, task, self.n_bins, self.binning, passk_err2, gain)
+        if self.binning == "equal_width":
+            out.restricted_from = (base_name, np.flatnonzero(self.valid & ~keep))
         return out
 
     def fill_features(self, out: np.ndarray) -> None:
@@ -363,21 +393,30 @@ class RankShared:
         self.w_rm = np.einsum("bq,bq->b", w, rm)
 
 
-def _chunk_metrics(w, feats, bounds, names, estimators, task):
-    """All metrics of one chunk of resamples: one matrix product, then rank metrics row block by row block."""
+def _chunk_metrics(w, feats, bounds, names, estimators, task, derived=None):
+    """All metrics of one chunk of resamples: one matrix product, then rank metrics row block by row block.
+
+    ``derived``: ``{name: (base position, dropped question indices)}`` of restricted estimators, whose
+    weighted sums are their base's minus the dropped questions' (no columns of their own in ``feats``).
+    """
     s_all = w @ feats
-    res = {nm: estimators[nm].linear_metrics(s_all[:, bounds[i]:bounds[i + 1]]) for i, nm in enumerate(names)}
+    blocks = {nm: s_all[:, bounds[i]:bounds[i + 1]] for i, nm in enumerate(names)}
+    for nm, (pos, dropped) in (derived or {}).items():
+        base = feats[:, bounds[pos]:bounds[pos + 1]]
+        blocks[nm] = blocks[names[pos]] - (w[:, dropped] @ base[dropped] if dropped.size else 0.0)
+    every = list(blocks)
+    res = {nm: estimators[nm].linear_metrics(blocks[nm]) for nm in every}
     step = max(1, RANK_ELEMENTS // max(w.shape[1], 1))
-    any_full = any(not estimators[nm].any_nan for nm in names)
-    parts: dict[str, list[dict[str, np.ndarray]]] = {nm: [] for nm in names}
+    parts: dict[str, list[dict[str, np.ndarray]]] = {nm: [] for nm in every}
     for lo in range(0, w.shape[0], step):
         sub = w[lo:lo + step]
-        shared = RankShared(sub, task) if any_full else None
-        for i, nm in enumerate(names):
+        shared: dict[bytes, RankShared] = {}          # one per distinct set of valid questions
+        for nm in every:
             est = estimators[nm]
-            s_sub = s_all[lo:lo + step, bounds[i]:bounds[i + 1]]
-            parts[nm].append(est._rank_metrics(sub, s_sub, task, None if est.any_nan else shared))
-    for nm in names:
+            if est.mask_key not in shared:
+                shared[est.mask_key] = RankShared(sub * est.valid if est.any_nan else sub, task)
+            parts[nm].append(est._rank_metrics(sub, blocks[nm][lo:lo + step], task, shared[est.mask_key]))
+    for nm in every:
         for metric in parts[nm][0]:
             res[nm][metric] = np.concatenate([p[metric] for p in parts[nm]])
         res[nm].update(estimators[nm].selective_metrics(w))
@@ -406,17 +445,23 @@ def bootstrap_metrics(estimators: dict[str, PreparedEstimator], task: TaskArrays
         ValueError: ``n_boot`` not whole and >= 0.
     """
     n_boot = int(V.nonnegative_int(n_boot, "n_boot", "bootstrap_metrics"))
-    names = list(estimators)
-    if not names:
+    if not estimators:
         return {}
+    # an estimator restricted from another one (PreparedEstimator.restricted_from) reuses its base's columns
+    names = [nm for nm, est in estimators.items() if est.restricted_from is None
+             or est.restricted_from[0] not in estimators]
+    pos = {nm: i for i, nm in enumerate(names)}
+    derived = {nm: (pos[est.restricted_from[0]], est.restricted_from[1]) for nm, est in estimators.items()
+               if nm not in pos}
     bounds = np.cumsum([0] + [estimators[nm].width for nm in names])
     feats = np.empty((task.mu.size, int(bounds[-1])))
     for i, nm in enumerate(names):                 # one matrix; each estimator keeps a view of its block
         estimators[nm].fill_features(feats[:, bounds[i]:bounds[i + 1]])
     workers = max(1, min(os.cpu_count() or 1, 4) if workers is None else workers)
+    names_out = list(estimators)
 
     def work(w):
-        return _chunk_metrics(w, feats, bounds, names, estimators, task)
+        return _chunk_metrics(w, feats, bounds, names, estimators, task, derived)
 
     with threadpool_limits(limits=1, user_api="blas"):
         chunks = resample_counts(task.mu.size, n_boot, seed, chunk)
@@ -431,5 +476,5 @@ def bootstrap_metrics(estimators: dict[str, PreparedEstimator], task: TaskArrays
                         results.append(pending.popleft().result())
                 results.extend(f.result() for f in pending)
     if not results:
-        return {nm: {} for nm in names}
-    return {nm: {m: np.concatenate([res[nm][m] for res in results]) for m in results[0][nm]} for nm in names}
+        return {nm: {} for nm in names_out}
+    return {nm: {m: np.concatenate([res[nm][m] for res in results]) for m in results[0][nm]} for nm in names_out}

@@ -68,6 +68,11 @@ def greedy_allocation(p, total: int, cap) -> np.ndarray:
     p = _finite_confidences(p, "greedy_allocation")
     cap = np.broadcast_to(V.nonnegative_int(cap, "cap", "greedy_allocation"), p.shape).copy()
     total = int(V.nonnegative_int(total, "total", "greedy_allocation"))
+    return _greedy(p, total, cap)
+
+
+def _greedy(p: np.ndarray, total: int, cap: np.ndarray) -> np.ndarray:
+    """:func:`greedy_allocation` on checked inputs (float (N,) p without NaN, int64 (N,) cap)."""
     if total < 0 or total > int(cap.sum()):
         raise ValueError(f"cannot allocate {total} samples with caps summing to {int(cap.sum())}")
     if total == 0:
@@ -142,6 +147,10 @@ def solve_rate(table: np.ndarray, alloc: np.ndarray) -> np.ndarray:
     if over.any():
         raise InvalidArrayError(f"solve_rate: argument 'alloc' has {int(over.sum())} of {alloc.size} entries "
                                 f"above the table's k_max = {table.shape[1] - 1}")
+    return _solve_rate(table, alloc)
+
+
+def _solve_rate(table: np.ndarray, alloc: np.ndarray) -> np.ndarray:
     return table[np.arange(alloc.size), alloc]
 
 
@@ -201,15 +210,18 @@ def evaluate_budgets(p, n, c, budgets=(1, 2, 4, 8, 16, 32, 64), table: np.ndarra
     V.same_length("evaluate_budgets", p=p, n=n, c=c)
     if table is None:
         table = passk_table(n, c)
+    elif np.ndim(table) != 2 or np.shape(table)[0] != p.size or np.shape(table)[1] <= int(n.max(initial=0)):
+        raise InvalidArrayError(f"evaluate_budgets: argument 'table' must be passk_table(n, c) of shape "
+                                f"({p.size}, >= {int(n.max(initial=0)) + 1}), got {np.shape(table)}")
     n_min = int(n.min()) if n.size else 0
     budgets = [int(b) for b in budgets if 1 <= b <= n_min]
     q = p.size
     greedy = np.zeros((len(budgets), q))
     uniform = np.zeros((len(budgets), q))
     allocs = np.zeros((len(budgets), q), np.int64)
-    for j, b in enumerate(budgets):
-        allocs[j] = greedy_allocation(p, b * q, n)
-        greedy[j] = solve_rate(table, allocs[j])
+    for j, b in enumerate(budgets):                 # inputs checked once above
+        allocs[j] = _greedy(p, b * q, n)
+        greedy[j] = _solve_rate(table, allocs[j])
         uniform[j] = table[:, b]
     if oracle is not None:
         oracle_rows = oracle.greedy
@@ -217,5 +229,5 @@ def evaluate_budgets(p, n, c, budgets=(1, 2, 4, 8, 16, 32, 64), table: np.ndarra
         mu = c / n
         oracle_rows = np.zeros_like(greedy)
         for j, b in enumerate(budgets):
-            oracle_rows[j] = solve_rate(table, greedy_allocation(mu, b * q, n))
+            oracle_rows[j] = _solve_rate(table, _greedy(mu, b * q, n))
     return BudgetResult(budgets, greedy, uniform, oracle_rows, allocs)

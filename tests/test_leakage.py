@@ -207,3 +207,29 @@ def test_check_estimator_leakage(tmp_path, data_dir, stub):
     assert got["reads_scored_targets"] is False
     with pytest.raises(LeakageError, match="fit questions are also scored"):
         check_estimator_leakage(constant, ev, train=ev.subset([0, 1, 2]))
+
+
+def test_in_sample_constant_on_math500_is_marked(tmp_path, data_dir, stub):
+    """math500 has no training split: constant uses the evaluated questions' own mean mu, and the Markdown
+    and HTML leaderboards mark that row (and the oracle, computed from the samples that define mu)."""
+    out = tmp_path / "run"
+    cfg = RunConfig(output=out, model="openai", model_args={"base_url": stub.base_url, "model": "stub"},
+                    tasks=["math500"], k=2, limit=4, data_dir=data_dir, progress=False, bootstrap=20,
+                    estimators=["constant", "oracle_cc", "logprob_mean"])
+    Pipeline(cfg).run()
+    from capcal.results import load_results
+
+    est = load_results(out)["tasks"]["math500"]["estimators"]
+    assert est["constant"]["in_sample"].startswith("fitted on the evaluated questions")
+    assert est["oracle_cc"]["in_sample"] == "computed from the samples that define mu"
+    assert est["logprob_mean"]["in_sample"] is None
+    lb = load_leaderboard([out])
+    md, html = render(lb, "md"), render(lb, "html")
+    lines = md.splitlines()
+    assert any(ln.split(" | ")[1] == "constant †" for ln in lines if ln.startswith("| "))
+    assert any(ln.split(" | ")[1] == "oracle_cc †" for ln in lines if ln.startswith("| "))
+    assert not any(ln.split(" | ")[1] == "logprob_mean †" for ln in lines if ln.startswith("| "))
+    assert "† in-sample row" in md and "`capcal compare` never gates on it" in md
+    assert any("/math500/constant †: in-sample, fitted on the evaluated questions" in f for f in lb.flags)
+    assert 'constant <span class="mark">†</span>' in html and "logprob_mean <span" not in html
+    assert "† in-sample row" in html
