@@ -16,7 +16,8 @@ Measured, alternating, ``--repeats`` times each:
 * **capcal sampling phase** (in-process): :meth:`capcal.run.Pipeline.sample` on the same 1,319 x 8 samples,
   i.e. store look-up, requests, the OpenAI backend and durable store writes.
 * **raw loop request phase** (in-process): a bare ``aiohttp`` loop, ``asyncio.Semaphore(32)``, one POST per
-  question with ``n = 8`` and the same body, the JSON parsed and the texts kept.
+  question with ``n = 8`` and the same JSON body capcal sends (log-probabilities included), the answer parsed
+  and the texts kept.
 
 Printed: the median of each, and the ratios ``lm_eval / capcal`` (target >= 5) and ``capcal sampling /
 raw request phase`` (target <= 3).
@@ -137,31 +138,42 @@ def capcal_sampling(base_url: str, args: argparse.Namespace, tmp: Path) -> tuple
     return dt, stored
 
 
-async def _raw_loop(base_url: str, sp, k: int, concurrency: int) -> int:
+def raw_bodies(sp, k: int) -> list[dict]:
+    """The JSON bodies capcal sends for the sampled split (same fields, logprobs included), one per question."""
+    from capcal.models.base import GenerationRequest
+    from capcal.models.openai_backend import OpenAIBackend
+
+    shaper = OpenAIBackend(MODEL, "http://127.0.0.1:1/v1", server="generic")
+    bodies = []
+    for messages, seeds in zip(sp.messages, sp.seeds, strict=True):
+        req = GenerationRequest(messages=messages, params=sp.params, sample_ids=[str(j) for j in range(k)],
+                                seeds=list(seeds[:k]))
+        bodies.append({**shaper._base_body(req), "top_k": -1, "seed": seeds[0], "n": k})
+    return bodies
+
+
+async def _raw_loop(base_url: str, bodies: list[dict], concurrency: int) -> int:
     import aiohttp
 
-    p = sp.params
     texts: list[str] = []
     sem = asyncio.Semaphore(concurrency)
     url = base_url + "/chat/completions"
     headers = {"Authorization": "Bearer EMPTY", "Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
 
-        async def one(messages, seed: int) -> None:
-            body = {"model": MODEL, "messages": messages, "temperature": p.temperature, "top_p": p.top_p,
-                    "max_tokens": p.max_tokens, "top_k": -1, "min_p": p.min_p, "seed": seed, "n": k}
+        async def one(body: dict) -> None:
             async with sem, session.post(url, data=json.dumps(body), headers=headers) as r:
                 data = json.loads(await r.read())
             texts.extend(c["message"]["content"] for c in data["choices"])
 
-        await asyncio.gather(*(one(m, s[0]) for m, s in zip(sp.messages, sp.seeds, strict=True)))
+        await asyncio.gather(*(one(b) for b in bodies))
     return len(texts)
 
 
 def raw_once(base_url: str, args: argparse.Namespace) -> tuple[float, int]:
-    sp = capcal_sampling.split
+    bodies = raw_bodies(capcal_sampling.split, args.k)
     t0 = time.perf_counter()
-    n = asyncio.run(_raw_loop(base_url, sp, args.k, args.concurrency))
+    n = asyncio.run(_raw_loop(base_url, bodies, args.concurrency))
     return time.perf_counter() - t0, n
 
 

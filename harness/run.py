@@ -427,8 +427,14 @@ class Pipeline:
             rows = []
             for q, ex in enumerate(sp.examples):
                 comps = [Completion.from_dict(stored[key]) for key in sp.keys[q]]
-                graded = [grade_sample(sp.task, comp.text, comp.finish_reason, ex, grade_truncated)
-                          for comp in comps]
+                graded = []
+                memo: dict[tuple[Any, Any], Any] = {}  # equal replies of one question are graded once
+                for comp in comps:
+                    seen = memo.get((comp.text, comp.finish_reason))
+                    if seen is None:
+                        seen = memo[(comp.text, comp.finish_reason)] = grade_sample(
+                            sp.task, comp.text, comp.finish_reason, ex, grade_truncated)
+                    graded.append(seen)
                 correct = [int(bool(g.correct)) for g, _ in graded]
                 finish = [comp.finish_reason for comp in comps]
                 n_truncated, n_empty = sample_flags([comp.text for comp in comps], finish)

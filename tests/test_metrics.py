@@ -152,3 +152,16 @@ def test_midranks_equal_scipy_rankdata_with_ties():
         np.testing.assert_array_equal(midranks(x), rankdata(x))
     assert midranks([]).shape == (0,)
     np.testing.assert_array_equal(midranks([0.3, 0.1, 0.3, 0.2]), [3.5, 1.0, 3.5, 2.0])
+
+
+def test_numpy_digamma_equals_scipy():
+    from capcal.selective import digamma
+    from scipy.special import digamma as reference
+
+    whole = np.arange(1, 50001, dtype=float)
+    np.testing.assert_allclose(digamma(whole), reference(whole), rtol=1e-13, atol=1e-13)
+    frac = np.concatenate([np.linspace(1e-3, 60, 5001), [0.5, 2.5, 1e6]])
+    np.testing.assert_allclose(digamma(frac), reference(frac), rtol=1e-12, atol=2e-13)
+    grid = np.arange(1, 13, dtype=float).reshape(3, 4)
+    np.testing.assert_allclose(digamma(grid), reference(grid), atol=1e-13)
+    assert np.isnan(digamma([0.0, -1.0, np.nan])).all() and digamma([]).shape == (0,)
