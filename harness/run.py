@@ -145,11 +145,14 @@ class Pipeline:
             if any(self._missing(sp) for sp in self.splits.values()):
                 self.ensure_backend()  # before config.json, so that it describes the backend that samples
             self._write_config()
+            described = self.backend.describe() if self.backend is not None else None
             for sp in self.splits.values():
                 self.sample(sp)
                 self.grade(sp)
                 if cfg.forced_format == "both":
                     self.forced_copy(sp)
+            if self.backend is not None and self.backend.describe() != described:
+                self._write_config()  # what sampling learned about the server (e.g. its cap on n)
             for sp in self.splits.values():
                 self.estimate(sp)
             self.analyse()
