@@ -18,7 +18,7 @@ import numpy as np
 from .errors import CapcalError, RunDirError
 from .formats.official import official_question, write_official
 from .registry import Registry, get_registry
-from .rundir import RunDir
+from .rundir import RunDir, completion_token_count
 from .store import SampleStore
 
 EXPORT_FORMATS = ("official",)
@@ -79,12 +79,11 @@ def export_run(run_dir: str | Path, output: str | Path, fmt: str = "official", *
                     if rec is None:
                         raise RunDirError(f"{rd.store_path}: sample {j} of question {r['id']!r} is missing")
                     payload, info = rec["completion"], rec.get("info") or {}
-                    tokens = payload.get("tokens")
                     samples.append({"text": payload.get("text") or "", "extracted": r["extracted"][j],
                                     "correct": int(r["correct"][j]), "prompt": prompt,
                                     "prompt_tokens": info.get("prompt_tokens") or 0,
                                     "completion_tokens": info.get("completion_tokens")
-                                    or (len(tokens) if tokens else 0)})
+                                    or completion_token_count(payload) or 0})
                 questions.append({"index": int(r["index"]), "question": official_question(ex.fields),
                                   "answer": ex.fields.get("answer"), "samples": samples})
             names = rd.estimators(name)

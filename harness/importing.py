@@ -42,7 +42,7 @@ from .models.base import SamplingParams
 from .registry import Registry, get_registry
 from .run import Pipeline, TaskSplit, _build_estimator
 from .runconfig import RunConfig, parse_estimator_spec
-from .rundir import RunDir, Targets, read_jsonl, write_atomic
+from .rundir import RunDir, Targets, completion_token_count, read_jsonl, write_atomic
 from .store import SampleStore, canonical_json, sample_keys
 
 __all__ = ["ConfidenceReport", "ImportReport", "ImportedPipeline", "finish_imported_run", "import_confidences",
@@ -218,7 +218,8 @@ def grade_imported(task: Any, examples: Sequence[Any], samples: Sequence[Sequenc
         rows.append({"id": str(ex.id), "index": int(ex.index), "n": n, "c": c, "mu": c / n,
                      "designated": designated, "r": correct[designated], "correct": correct,
                      "extracted": extracted, "reasons": reasons, "finish_reasons": finish,
-                     "n_truncated": n_truncated, "n_empty": n_empty, "sample_keys": list(row_keys)})
+                     "n_truncated": n_truncated, "n_empty": n_empty, "sample_keys": list(row_keys),
+                     "completion_tokens": [completion_token_count(s.completion()) for s in row_samples]})
     return rows, {"verdicts": verdicts, "disagreements": disagreements, "truncated": truncated}
 
 

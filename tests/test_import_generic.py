@@ -212,3 +212,40 @@ def test_recalibration_and_constant_fit_on_an_imported_training_split(tmp_path, 
     const, _, cmeta = rd.estimator_output("gsm8k", "constant")
     assert cmeta["source"] == "train" and const[0] == pytest.approx(tmu.mean())
     assert "ext" in json.loads(rd.results_path.read_text())["tasks"]["gsm8k"]["estimators"]
+
+
+def test_compare_route_and_logprob_baselines_on_imported_runs(tmp_path, data_dir, capsys):
+    task, exs = _gsm8k(data_dir, 40)
+    rng = np.random.default_rng(7)
+    runs = {}
+    for name, skill in (("small", 0.3), ("large", 0.8)):
+        rows = []
+        for ex in exs:
+            right = int(rng.binomial(6, skill))
+            responses = []
+            for text in _responses(ex, right, 6):
+                words = text.split(" ")
+                tokens = [w if i == 0 else " " + w for i, w in enumerate(words)]
+                lp = [-float(rng.uniform(0.01, 2.0)) for _ in tokens]
+                responses.append({"text": text, "tokens": tokens, "token_logprobs": lp,
+                                  "completion_tokens": len(tokens) * (3 if name == "large" else 1)})
+            rows.append({"id": ex.id, "responses": responses})
+        src = _write(tmp_path / f"{name}.jsonl", rows)
+        runs[name] = tmp_path / name
+        assert main(["import", str(src), "--task", "gsm8k", "--output", str(runs[name]), "--data-dir", str(data_dir),
+                     "--model-id", f"model-{name}", "--estimators", "consistency,oracle_cc,logprob_mean",
+                     "--bootstrap", "50"]) == 0
+    rd = RunDir(runs["small"])
+    conf, _, _ = rd.estimator_output("gsm8k", "logprob_mean")
+    first = [json.loads(line) for line in (tmp_path / "small.jsonl").read_text().splitlines()]
+    want = [float(np.exp(np.mean(r["responses"][0]["token_logprobs"]))) for r in first]
+    np.testing.assert_allclose(conf, want)  # the imported token logprobs of the designated sample
+    rows = rd.target_rows("gsm8k")
+    assert rows[0]["completion_tokens"] == [len(t["tokens"]) for t in first[0]["responses"]]
+    capsys.readouterr()
+    assert main(["compare", str(runs["small"]), str(runs["large"]), "--n-boot", "50"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "consistency" in out
+    assert main(["route", str(runs["small"]), str(runs["large"]), "--estimator", "consistency", "--n-boot", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "consistency" in out and "oracle" in out

@@ -41,7 +41,8 @@ class ImportedSample:
     def completion(self) -> dict[str, Any]:
         """The ``Completion`` dict stored in ``samples.sqlite`` (``seed`` unknown: ``None``)."""
         return {"text": self.text, "reasoning": self.reasoning, "finish_reason": self.finish_reason,
-                "tokens": self.tokens, "token_logprobs": self.token_logprobs, "top_logprobs": None, "seed": None}
+                "tokens": self.tokens, "token_logprobs": self.token_logprobs, "top_logprobs": None, "seed": None,
+                "completion_tokens": self.completion_tokens}
 
 
 @dataclass
