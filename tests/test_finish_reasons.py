@@ -15,6 +15,7 @@ from capcal.registry import get_registry
 from capcal.report import load_leaderboard, render
 from capcal.results import load_results
 from capcal.rundir import RunDir
+from model_fixtures import embedded_backend_fixture  # noqa: F401  (fixture "embedded_backend")
 from run_fixtures import capcal, questions
 from stub_server import StubServer
 
@@ -169,3 +170,20 @@ def test_capcal_grade_reads_finish_reason(tmp_path, data_dir):
     bad.write_text(json.dumps({"index": 0, "response": ["a", "b"], "finish_reason": ["stop"]}) + "\n")
     proc = capcal("grade", "--task", "gsm8k", "--responses", str(bad), "--data-dir", str(data_dir))
     assert proc.returncode == 2 and "finish_reason" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_embedded_model_records_length_and_the_run_grades_it_truncated(tmp_path, data_dir, embedded_backend):
+    """The real embedded model (SmolLM2) cut at 3 new tokens: every sample reports ``length`` and is graded
+    incorrect with reason ``truncated``; the truncation rate is 1."""
+    from capcal.run import Pipeline
+    from capcal.runconfig import RunConfig
+
+    logs: list[str] = []
+    cfg = RunConfig(output=tmp_path / "run", tasks=["gsm8k"], k=2, limit=2, max_tokens=3, data_dir=data_dir,
+                    progress=False, bootstrap=0)
+    Pipeline(cfg, backend=embedded_backend, log=logs.append).run()
+    rows = RunDir(tmp_path / "run").target_rows("gsm8k")
+    assert all(f == "length" for row in rows for f in row["finish_reasons"])
+    assert all(row["reasons"] == ["truncated", "truncated"] and row["c"] == 0 for row in rows)
+    assert RunDir(tmp_path / "run").targets("gsm8k").truncation_rate == 1.0
+    assert any("4 of 4 samples (100.0%) stopped at the token limit (max_tokens=3)" in m for m in logs)
