@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
-from capcal.forced_formats import grammar
+from capcal.forced_formats import confidence_grammar
 from capcal.models.base import SamplingParams
 
 from ._common import LETTERS, question_of, render_user_prompt
@@ -85,7 +85,7 @@ class Verbalized(Estimator):
         todo = np.arange(q)
         first_parsed = 0
         forced = self.is_forced(ctx)
-        extra = {"grammar": grammar("probability")} if forced else {}
+        extra = {"grammar": confidence_grammar(self.max_tokens)} if forced else {}
         for attempt in range(self.retries + 1):
             if not len(todo):
                 break

@@ -36,12 +36,17 @@ GRADER_FORMATS = {"multiple_choice": "letter", "numeric": "integer", "integer": 
 
 _FREE = 'free ::= [^\\n]* "\\n"'
 _FINALS = {
-    "letter": 'final ::= "Answer: " letter tail?\ntail ::= [).:] [^\\n]*',
-    "integer": 'final ::= "The answer is " "-"? [0-9] [0-9,]* "."?',
-    "boxed_integer": 'final ::= "\\\\boxed{" "-"? [0-9]+ "}" "."?',
+    "letter": 'final ::= "Answer: " letter [).]?',
+    "integer": 'final ::= "The answer is " "-"? [0-9] [0-9,]{0,14} "."?',
+    "boxed_integer": 'final ::= "\\\\boxed{" "-"? [0-9]{1,6} "}" "."?',
     "probability": 'final ::= "\\\\boxed{" prob "}"\n'
                    'prob ::= "0" | "1" | "1.0" | "1.00" | "0." [0-9] [0-9]? [0-9]?',
 }
+#: The longest final line of each format, in characters (the letter format with a one-letter option).
+FINAL_MAX_CHARS = {"letter": 10, "integer": 31, "boxed_integer": 16, "probability": 13}
+#: Up to this many new tokens, a forced grammar bounds the free text so that the final line always fits
+#: (see :func:`free_char_budget`); above it the reasoning is left unbounded (bounding it would cut it short).
+BOUNDED_UP_TO_TOKENS = 64
 FORMATS = tuple(_FINALS)
 
 
@@ -51,13 +56,30 @@ def _letter_rule(letters: Sequence[str]) -> str:
     return "letter ::= [" + "".join(dict.fromkeys(letters)) + "]"
 
 
-def grammar(fmt: str, letters: Sequence[str] = "ABCD", free_lines: bool = True) -> str:
+def free_char_budget(fmt: str, max_tokens: int | None) -> int | None:
+    """How many characters of free text a forced completion may hold before its final line.
+
+    Every token the grammar admits carries at least one character, so a completion of at most
+    ``max_tokens - 1`` characters ends (with the end-of-generation token) within ``max_tokens``. For short
+    replies (``max_tokens <=`` :data:`BOUNDED_UP_TO_TOKENS`) the free text is bounded to
+    ``max_tokens - 2 - FINAL_MAX_CHARS[fmt]`` characters (at least 0), which guarantees a complete final
+    line; for longer replies (reasoning) ``None``: unbounded, a sample may still run out of tokens.
+    """
+    if max_tokens is None or int(max_tokens) > BOUNDED_UP_TO_TOKENS:
+        return None
+    return max(0, int(max_tokens) - 2 - FINAL_MAX_CHARS[fmt])
+
+
+def grammar(fmt: str, letters: Sequence[str] = "ABCD", free_lines: bool = True,
+            max_free_chars: int | None = None) -> str:
     """The GBNF grammar of a forced format.
 
     Args:
         fmt: one of :data:`FORMATS`.
         letters: the option letters (``letter`` format only), e.g. ``"ABCD"``.
-        free_lines: allow free lines (reasoning) before the final line; ``False`` = the final line only.
+        free_lines: allow free text (reasoning) before the final line; ``False`` = the final line only.
+        max_free_chars: bound the free text to this many characters (newlines included); ``None`` =
+            unbounded free lines. See :func:`free_char_budget`.
 
     Returns:
         A GBNF grammar (rule ``root``) that the whole completion must match.
@@ -67,7 +89,13 @@ def grammar(fmt: str, letters: Sequence[str] = "ABCD", free_lines: bool = True) 
     """
     if fmt not in _FINALS:
         raise CapcalError(f"unknown forced format {fmt!r}; known: {', '.join(FORMATS)}")
-    rules = ["root ::= free* final" if free_lines else "root ::= final", _FREE, _FINALS[fmt]]
+    if not free_lines or max_free_chars == 0:
+        rules = ["root ::= final"]
+    elif max_free_chars is None:
+        rules = ["root ::= free* final", _FREE]
+    else:
+        rules = ["root ::= (text \"\\n\")? final", f'text ::= ([^\\n] | "\\n"){{0,{int(max_free_chars)}}}']
+    rules.append(_FINALS[fmt])
     if fmt == "letter":
         rules.append(_letter_rule(letters))
     return "\n".join(rules) + "\n"
@@ -78,18 +106,25 @@ def format_for_grader(grader_name: str | None) -> str | None:
     return GRADER_FORMATS.get(grader_name or "")
 
 
-def answer_grammar(grader_name: str | None, n_choices: int = 4) -> str | None:
+def answer_grammar(grader_name: str | None, n_choices: int = 4, max_tokens: int | None = None) -> str | None:
     """The grammar of a task's answers (``None`` when its grader has no forced format).
 
     Args:
         grader_name: the task's grader (``multiple_choice``, ``numeric``, ``integer``, ...).
         n_choices: the number of options of a multiple-choice task (letters A, B, ... in order).
+        max_tokens: the samples' token limit (bounds the free text of short replies; see
+            :func:`free_char_budget`).
     """
     fmt = format_for_grader(grader_name)
     if fmt is None:
         return None
     letters = "".join(chr(ord("A") + i) for i in range(max(1, min(int(n_choices), 26))))
-    return grammar(fmt, letters=letters)
+    return grammar(fmt, letters=letters, max_free_chars=free_char_budget(fmt, max_tokens))
+
+
+def confidence_grammar(max_tokens: int | None = None) -> str:
+    """The grammar of a verbalized confidence reply of at most ``max_tokens`` tokens (``\\boxed{p}``)."""
+    return grammar("probability", max_free_chars=free_char_budget("probability", max_tokens))
 
 
 def check_mode(mode: str) -> str:

@@ -756,7 +756,7 @@ def _with_answer_grammar(params: SamplingParams, task: Any, examples: list[Any])
     from .forced_formats import answer_grammar
 
     n_choices = max((len(ex.fields.get("choices") or ()) for ex in examples), default=0) or 4
-    g = answer_grammar(getattr(getattr(task, "grader", None), "name", None), n_choices)
+    g = answer_grammar(getattr(getattr(task, "grader", None), "name", None), n_choices, params.max_tokens)
     return params if g is None else _replace(params, grammar=g)
 
 

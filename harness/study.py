@@ -114,6 +114,8 @@ class StudyPlan:
         forced_format: ``--forced-format`` of every run unless a task says otherwise (default ``both``: the
             free samples define mu, a forced copy gives the forced parse rate, and a forced verbalized row
             joins the free one).
+        threads: CPU threads of the backend (``None`` = the backend's default; 1 is fastest on a machine
+            whose cores are busy with other work, where spinning threads wait on each other).
         progress: progress bars (``None`` = on a terminal only).
     """
 
@@ -126,6 +128,7 @@ class StudyPlan:
     backend: str | None = None
     data_dir: str | None = None
     forced_format: str = "both"
+    threads: int | None = None
     progress: bool | None = None
 
     def validate(self) -> None:
@@ -285,6 +288,8 @@ def run_study(plan: StudyPlan, output: str | Path, summaries: str | Path, comman
     written = []
     for model in plan.models:
         backend, model_args = backend_for(model, registry, plan.backend)
+        if plan.threads is not None:
+            model_args["n_threads" if backend == "llamacpp" else "num_threads"] = int(plan.threads)
         estimators, skipped = _estimators_for(plan, backend)
         for t in plan.tasks:
             rdir = run_dir_of(Path(output), model, t.name)

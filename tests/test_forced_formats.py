@@ -15,7 +15,16 @@ import re
 import pytest
 from capcal.errors import CapcalError
 from capcal.estimators_contrib._verbalized_parse import parse_confidence
-from capcal.forced_formats import FORMATS, answer_grammar, check_mode, format_for_grader, grammar
+from capcal.forced_formats import (
+    FINAL_MAX_CHARS,
+    FORMATS,
+    answer_grammar,
+    check_mode,
+    confidence_grammar,
+    format_for_grader,
+    free_char_budget,
+    grammar,
+)
 from capcal.graders import BUILTIN_GRADERS
 from capcal.run import forced_twins
 from capcal.runconfig import RunConfig
@@ -43,6 +52,43 @@ def test_grammars_have_free_lines_then_a_final_line():
         grammar("json")
     with pytest.raises(CapcalError, match="upper-case single letters"):
         grammar("letter", letters=["A", "bb"])
+
+
+def test_short_replies_bound_the_free_text_so_the_final_line_fits():
+    assert free_char_budget("letter", 32) == 32 - 2 - FINAL_MAX_CHARS["letter"] == 20
+    assert free_char_budget("probability", 10) == 0 and free_char_budget("integer", 512) is None
+    g = answer_grammar("multiple_choice", 4, 32)
+    assert g.startswith('root ::= (text "\\n")? final\n') and "{0,20}" in g
+    assert confidence_grammar(10).startswith("root ::= final\n")  # no room for free text at all
+    assert answer_grammar("numeric", max_tokens=512) == grammar("integer")
+    # the final lines' longest forms, as the grammar spells them
+    assert len("Answer: D)") == FINAL_MAX_CHARS["letter"]
+    assert len("The answer is -" + "1" * 15 + ".") == FINAL_MAX_CHARS["integer"]
+    assert len("\\boxed{-123456}.") == FINAL_MAX_CHARS["boxed_integer"]
+    assert len("\\boxed{0.125}") == FINAL_MAX_CHARS["probability"]
+
+
+@pytest.mark.model
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
+def test_llama_cpp_grammar_always_ends_with_a_final_line_within_max_tokens():
+    """Real llama.cpp (its own grammar sampler) on the SmolLM2 GGUF, at T = 1 untruncated, where SmolLM2
+    would otherwise ramble: every completion stops with a final line, before the token limit."""
+    import llama_cpp
+    from capcal.models.model_files import resolve_model_file
+
+    lm = llama_cpp.Llama(model_path=str(resolve_model_file("smollm2-135m")), n_ctx=512, n_threads=1, verbose=False)
+    prompt = [{"role": "user", "content": "Which planet is largest? A) Mars B) Jupiter C) Venus D) Earth. "
+                                          "Tell me everything you know about each."}]
+    for g, mt, pattern in ((answer_grammar("multiple_choice", 4, 16), 16, r"Answer: [ABCD][).]?"),
+                           (confidence_grammar(20), 20, r"\\boxed\{(0|1|1\.0|1\.00|0\.\d{1,3})\}")):
+        for seed in range(2):
+            out = lm.create_chat_completion(prompt, grammar=llama_cpp.LlamaGrammar.from_string(g, verbose=False),
+                                            max_tokens=mt, temperature=1.0, top_p=1.0, top_k=0, min_p=0.0,
+                                            seed=seed)
+            choice = out["choices"][0]
+            assert choice["finish_reason"] == "stop", choice
+            assert re.fullmatch(pattern, choice["message"]["content"].splitlines()[-1]), choice
+    lm.close()
 
 
 def test_each_final_line_is_what_the_task_grader_parses():
@@ -89,7 +135,8 @@ def test_run_both_draws_a_forced_copy_and_reports_parse_rates_side_by_side(tmp_p
     # on the grammar, so the forced verbalized row asks (and retries) exactly as often as the free one
     assert len(answers) == 6 and len(confidences) >= 3
     assert len(bodies) - len(with_grammar) == 6 + len(confidences)
-    assert answers[0]["grammar"] == grammar("integer") and confidences[0]["grammar"] == grammar("probability")
+    assert answers[0]["grammar"] == grammar("integer")  # gsm8k's long replies: free lines unbounded
+    assert confidences[0]["grammar"] == confidence_grammar(20)  # 20 tokens: the free text is bounded
     free_rows = [json.loads(x) for x in (out / "tasks/gsm8k/targets.jsonl").read_text().splitlines()]
     forced_rows = [json.loads(x) for x in (out / "tasks/gsm8k/splits/forced/targets.jsonl").read_text().splitlines()]
     assert [r["id"] for r in free_rows] == [r["id"] for r in forced_rows]
@@ -119,9 +166,9 @@ def test_run_on_puts_the_grammar_on_every_sample(tmp_path, data_dir):
                       "--data-dir", str(data_dir), "--output", str(out), "--no-progress")
         bodies = [_body(e) for e in srv.request_log if e.get("outcome") == "ok"]
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert bodies and all(b.get("grammar") == grammar("letter") for b in bodies)
+    assert bodies and all(b.get("grammar") == answer_grammar("multiple_choice", 4, 32) for b in bodies)
     config = json.loads((out / "config.json").read_text())
-    assert config["tasks"]["mmlu"]["sampling"]["grammar"] == grammar("letter")
+    assert config["tasks"]["mmlu"]["sampling"]["grammar"] == answer_grammar("multiple_choice", 4, 32)
 
 
 def test_transformers_backend_refuses_forced_formats_in_one_line(tmp_path, data_dir):

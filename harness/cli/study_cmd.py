@@ -44,6 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="force a backend (default: llamacpp when installed, else transformers)")
     p.add_argument("--train-limit", "--train_limit", dest="train_limit", type=int, metavar="N",
                    help="questions of the train/validation splits for learned estimators (default: the preset's)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads of the model backend (default: the backend's; 1 on a busy machine)")
     p.add_argument("--seed", type=int, default=0, help="run seed of every run (default 0)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     p.add_argument("--data-dir", "--data_dir", dest="data_dir", default=os.environ.get("CAPCAL_DATA_DIR") or None,
@@ -80,7 +82,7 @@ def plan_from_args(args: argparse.Namespace):
         tasks=parse_tasks(args.tasks or preset["tasks"]),
         estimators=split_names(args.estimators) if args.estimators else list(STUDY_ESTIMATORS),
         seed=args.seed, train_limit=args.train_limit or preset["train_limit"], bootstrap=args.bootstrap,
-        backend=args.backend, data_dir=args.data_dir, progress=args.progress)
+        backend=args.backend, data_dir=args.data_dir, threads=args.threads, progress=args.progress)
 
 
 def command_line(argv: list[str] | None = None) -> str:
