@@ -553,8 +553,8 @@ class ConfidenceReport:
         return out + ")"
 
 
-def read_confidences(path: str | Path) -> list[tuple[str, float, str | None, int | None]]:
-    """Rows ``(id, confidence or NaN, failure reason or None, index or None)`` of a confidence file.
+def read_confidences(path: str | Path) -> list[tuple[str | None, float, str | None, int | None]]:
+    """Rows ``(id or None, confidence or NaN, failure reason or None, index or None)`` of a confidence file.
 
     Accepted: JSON Lines with ``id`` (or ``example_id``) and ``confidence`` (or ``p``), optional ``reason``
     and ``index``; the official code's ``confidence_predictions_<cc|rc>.jsonl`` (``parse_success: false``
@@ -581,8 +581,8 @@ def read_confidences(path: str | Path) -> list[tuple[str, float, str | None, int
     out = []
     for where, row in raw:
         qid = row.get("id", row.get("example_id"))
-        if qid is None or str(qid) == "":
-            raise DataError(f"{where}: a confidence row needs 'id' (or 'example_id')")
+        if (qid is None or str(qid) == "") and row.get("index") in (None, ""):
+            raise DataError(f"{where}: a confidence row needs 'id' (or 'example_id', or 'index')")
         key = "confidence" if "confidence" in row else "p" if "p" in row else None
         if key is None:
             raise DataError(f"{where}: a confidence row needs 'confidence'")
@@ -606,7 +606,7 @@ def read_confidences(path: str | Path) -> list[tuple[str, float, str | None, int
             index = None if index in (None, "") else int(index)
         except (TypeError, ValueError):
             raise DataError(f"{where}: index {index!r} is not an integer") from None
-        out.append((str(qid), conf, reason, index))
+        out.append((None if qid in (None, "") else str(qid), conf, reason, index))
     if not out:
         raise DataError(f"{path}: no confidence rows")
     return out
@@ -667,12 +667,14 @@ def import_confidences(run_dir: str | Path, path: str | Path, name: str, *, task
     report = ConfidenceReport(name=name, task=task, n_rows=len(rows))
     unknown, kept = [], []
     for qid, value, reason, index in rows:
-        capcal_id = qid if qid in by_id else id_map.get(qid)
+        capcal_id = qid if qid in by_id else id_map.get(qid) if qid is not None else None
         pos = by_id.get(capcal_id) if capcal_id is not None else by_index.get(index) if index is not None else None
+        if capcal_id is None and pos is not None:
+            capcal_id = str(targets[pos]["id"])
         kept.append({"id": capcal_id or qid, "source_id": qid, "confidence": None if math.isnan(value) else value,
                      "reason": reason})
         if pos is None:
-            unknown.append(qid)
+            unknown.append(qid if qid is not None else f"index {index}")
             continue
         conf[pos], reasons[pos] = value, (reason if math.isnan(value) else None)
         report.n_failed += math.isnan(value)
@@ -681,7 +683,7 @@ def import_confidences(run_dir: str | Path, path: str | Path, name: str, *, task
     _examples(report.unknown, unknown, 3)
     if report.n_matched == 0:
         raise DataError(f"{path}: none of its {len(rows)} ids is a question of {task!r} in {rd.path} "
-                        f"(e.g. {rows[0][0]!r})")
+                        f"(e.g. {unknown[0]!r})")
     from .rundir import write_jsonl
 
     write_jsonl(rd.task_dir(task) / "imported" / f"{name}.jsonl", kept)
