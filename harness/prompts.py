@@ -78,6 +78,10 @@ def expression_columns(expr: str) -> set[str]:
         raise ExpressionError(f"syntax error in {expr!r}: {exc.message}") from None
 
 
+#: Names that Jinja reads as literals, not as columns.
+_LITERALS = frozenset({"true", "false", "none", "True", "False", "None"})
+
+
 def evaluate_field(expr: str, doc: Mapping[str, Any], compiled: Any = None) -> Any:
     """Evaluate a field expression on one row.
 
@@ -93,6 +97,14 @@ def evaluate_field(expr: str, doc: Mapping[str, Any], compiled: Any = None) -> A
     Raises:
         ExpressionError: the expression reads something the row does not have, or raised.
     """
+    name = expr.strip()
+    if name.isidentifier() and name not in _EXPR_ENV.globals and name not in _LITERALS:
+        # a bare column name (most fields): the row's value, without a Jinja context per row
+        if name == "doc":
+            return doc
+        if name in doc:
+            return doc[name]
+        raise ExpressionError(f"{expr!r}: {name!r} is undefined")
     fn = compiled if compiled is not None else compile_field_expression(expr)
     try:
         value = fn(**{k: v for k, v in doc.items() if isinstance(k, str) and k.isidentifier()}, doc=doc)

@@ -27,6 +27,7 @@ import numpy as np
 from .errors import CapcalError
 from .models.model_files import MODEL_NAMES, model_title, resolve_model_file
 from .rundir import RunDir, write_atomic
+from .study_presets import PRESETS  # noqa: F401 (re-exported; a light module the CLI reads at start-up)
 
 SUMMARY_VERSION = 1
 
@@ -58,17 +59,6 @@ class StudyTask:
     limit: int
     k: int
     forced_format: str | None = None
-
-
-#: ``--preset`` values: the sizes the issue asks for, the sizes run on the 2-core machine, and a tiny one
-#: for checking an installation.
-PRESETS: dict[str, dict[str, Any]] = {
-    "issue": {"models": ["smollm2-135m", "qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"],
-              "tasks": "mmlu:300:16,triviaqa:200:16,gsm8k:50:8,math500:50:8", "train_limit": 100},
-    "cpu": {"models": ["smollm2-135m", "qwen2.5-coder-1.5b"],
-            "tasks": "mmlu:100:8,triviaqa:100:8", "train_limit": 40},
-    "tiny": {"models": ["smollm2-135m"], "tasks": "mmlu:4:2", "train_limit": 4},
-}
 
 
 def parse_tasks(spec: str) -> list[StudyTask]:

@@ -98,7 +98,7 @@ class Task:
             raise SpecError(spec.source, "grader.options", f"rejected by grader {spec.grader!r}: {exc}") from None
         self._compiled = {name: compile_field_expression(expr) for name, expr in spec.fields.items()}
         self._id_compiled = compile_field_expression(spec.id_field) if spec.id_field else None
-        self._examples: dict[str, list[Example]] = {}
+        self._examples: dict[str, dict[str, Any]] = {}  # split name -> rows, and the examples built so far
         self._fewshot: list[dict] | None = None
 
     def __repr__(self) -> str:
@@ -204,18 +204,27 @@ class Task:
             examples.append(Example(index=i, id=self._id(doc, fields, i, where), doc=doc, fields=fields))
         return examples
 
-    def _split_examples(self, split_name: str) -> list[Example]:
-        if split_name not in self._examples:
+    def _split_examples(self, split_name: str, limit: int | None = None) -> list[Example]:
+        """The split's examples, built only as far as needed: the first ``limit`` rows (all with ``None``).
+
+        Ids are de-duplicated in row order, so the first rows' ids do not depend on the rows after them and a
+        prefix built for a small ``limit`` is the prefix of the whole split.
+        """
+        state = self._examples.get(split_name)
+        if state is None:
             dataset, where = self._load(split_name)
-            examples = self._build(dataset.to_list(), where)
-            seen: dict[str, int] = {}
-            for ex in examples:
+            state = self._examples[split_name] = {"rows": dataset.to_list(), "where": where, "built": [], "seen": {}}
+        rows, built = state["rows"], state["built"]
+        want = len(rows) if limit is None else min(len(rows), max(int(limit), 0))
+        if len(built) < want:
+            seen: dict[str, int] = state["seen"]
+            for ex in self._build(rows[len(built):want], state["where"], start=len(built)):
                 count = seen.get(ex.id, 0) + 1
                 seen[ex.id] = count
                 if count > 1:
                     ex.id = f"{ex.id}-{count}"
-            self._examples[split_name] = examples
-        return self._examples[split_name]
+                built.append(ex)
+        return built[:want]
 
     def examples(self, split: str = "eval", limit: int | None = None) -> list[Example]:
         """The split's examples in row order.
@@ -227,8 +236,7 @@ class Task:
         Raises:
             DataError: no such split in the spec, missing file or column, or a row without a question/answer.
         """
-        examples = self._split_examples(self.split_name(split))
-        return examples if limit is None else examples[: max(int(limit), 0)]
+        return self._split_examples(self.split_name(split), limit)
 
     def example_from_doc(self, doc: dict, index: int = 0) -> Example:
         """Build an :class:`Example` from a raw row given by the caller (e.g. a ``doc`` in ``capcal grade`` input).

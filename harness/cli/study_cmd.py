@@ -25,7 +25,7 @@ Re-running the same command resumes: every run keeps its samples, so nothing is 
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from ..study import PRESETS
+    from ..study_presets import PRESETS
 
     p = subparsers.add_parser(
         "study", help="run the calibration study over several local models and write docs/study.md",
