@@ -40,8 +40,8 @@ from threadpoolctl import threadpool_limits
 
 from . import validate as V
 from .metrics import LOGLOSS_EPS, bin_edges, bin_index
-from .selective import aurc_rows
 from .selective import prepare as prepare_selective
+from .selective import selective_rows
 
 #: Target elements per chunk of resamples (b * Q): 2**23 doubles = 64 MiB, so that the matrix product with
 #: the feature matrix runs at full speed (it streams the features once per chunk).
@@ -221,13 +221,18 @@ class PreparedEstimator:
         self.n_s = task.n[self.order].astype(float)
         self.mu_grp_s = task.mu_grp[self.order]
         # selective prediction: orderings by confidence and by each target (capcal.selective)
-        self.selective = {"cc": prepare_selective(p, mu), "rc": prepare_selective(p, r)}
+        cc, rc = prepare_selective(p, mu), prepare_selective(p, r)
+        self._sel_order = cc[0]
+        self._sel_targets = {"cc": cc[1:], "rc": rc[1:]}
 
-    def selective_metrics(self, w: np.ndarray) -> dict[str, np.ndarray]:
-        """AURC and PRR against mu and r of the resamples ``w`` (b, Q): ``{cc_aurc, cc_prr, rc_aurc, rc_prr}``."""
+    def selective_metrics(self, w: np.ndarray, cache: dict | None = None) -> dict[str, np.ndarray]:
+        """AURC and PRR against mu and r of the resamples ``w`` (b, Q): ``{cc_aurc, cc_prr, rc_aurc, rc_prr}``.
+
+        ``cache``: a dict shared by the estimators of one chunk: the oracle's AURC depends only on the valid
+        questions, so it is computed once per set of them (:attr:`mask_key`)."""
         out = {}
-        for name, (order, oracle, t) in self.selective.items():
-            rows = aurc_rows(w, order, oracle, t)
+        shared = None if cache is None else cache.setdefault(self.mask_key, {})
+        for name, rows in selective_rows(w, self._sel_order, self._sel_targets, oracle_cache=shared).items():
             out[f"{name}_aurc"], out[f"{name}_prr"] = rows["aurc"], rows["prr"]
         return out
 
@@ -416,10 +421,11 @@ def _chunk_metrics(w, feats, bounds, names, estimators, task, derived=None):
             if est.mask_key not in shared:
                 shared[est.mask_key] = RankShared(sub * est.valid if est.any_nan else sub, task)
             parts[nm].append(est._rank_metrics(sub, blocks[nm][lo:lo + step], task, shared[est.mask_key]))
+    oracle_cache: dict = {}
     for nm in every:
         for metric in parts[nm][0]:
             res[nm][metric] = np.concatenate([p[metric] for p in parts[nm]])
-        res[nm].update(estimators[nm].selective_metrics(w))
+        res[nm].update(estimators[nm].selective_metrics(w, oracle_cache))
     return res
 
 

@@ -27,6 +27,7 @@ sum T adds ``g m + (T - C m) (H(C + g) - H(C))``. Everything is vectorised over 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 import numpy as np
 
@@ -96,9 +97,12 @@ class Ordering:
     def __init__(self, p):
         p = np.asarray(p, dtype=float)
         self.valid = ~np.isnan(p)
+        self.all_valid = bool(self.valid.all())
         idx = np.flatnonzero(self.valid)
         self.order = idx[np.argsort(-p[idx], kind="stable")]
         self.starts = tie_group_starts(p[self.order])
+        self.ends = np.append(self.starts[1:], self.order.size)      # one past the last member of each group
+        self.ties = self.starts.size < self.order.size
         self.values = p[self.order][self.starts]
 
     def grouped(self, w: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,34 +114,115 @@ class Ordering:
                 np.add.reduceat(ws * t[self.order], self.starts, axis=1))
 
 
-def _mean_prefix_accuracy(g: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``(1/S) sum_{k=1..S} (prefix target sum at k) / k`` for groups in keep order (b, G) -> (b,)."""
-    c_before = np.cumsum(g, axis=1) - g
-    t_before = np.cumsum(s, axis=1) - s
+@lru_cache(maxsize=8)
+def _harmonic(n_max: int) -> np.ndarray:
+    """``H[k] = 1 + 1/2 + ... + 1/k`` for k = 0..n_max (``H[0] = 0``), each exact to rounding (digamma)."""
+    return digamma(np.arange(n_max + 1, dtype=float) + 1.0) + np.euler_gamma
+
+
+def _group_weights(ordering: Ordering, w: np.ndarray) -> np.ndarray:
+    """(b, G) total weight of each tie group of ``ordering`` under the weights ``w`` (b, Q)."""
+    cum = np.cumsum(np.take(w, ordering.order, axis=1), axis=1)
+    end = cum[:, ordering.ends - 1] if ordering.ties else cum
+    return np.diff(end, axis=1, prepend=0.0)
+
+
+def _harmonic_at(end: np.ndarray, total: np.ndarray, integral: bool) -> np.ndarray:
+    """H(end) elementwise: from one table for whole-number weights, else through digamma."""
+    if integral and end.size:
+        return _harmonic(int(total.max()))[end.astype(np.int64)]
+    return digamma(end + 1.0) + np.euler_gamma
+
+
+def _group_coefficients(g: np.ndarray, integral: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per tie group, the factor K that turns its target sum into its share of ``sum_k prefix_k / k``.
+
+    With the groups in keep order, group weights g, C the weight before a group, E = C + g its end, S the
+    total and H the harmonic numbers, a group of target sum s and mean m = s / g adds ``g m + (T - C m)
+    (H(E) - H(C))`` (T the target sum before it). Summed over groups, ``sum_g T_g (H(E_g) - H(C_g))``
+    telescopes to ``sum_j s_j (H(S) - H(E_j))``, so the total is ``sum_g s_g K_g`` with
+    ``K_g = 1 + H(S) - H(E_g) - C_g (H(E_g) - H(C_g)) / g_g`` (0 for an empty group): the same factors serve
+    every target. Integer weights (bootstrap counts) read H from one table; others use digamma.
+
+    Returns:
+        ``(K, S)``: (b, G) factors and (b,) total weights.
+    """
+    end = np.cumsum(g, axis=1)
+    total = end[:, -1] if end.shape[1] else np.zeros(g.shape[0])
+    hv = _harmonic_at(end, total, integral)
+    h = np.diff(hv, axis=1, prepend=0.0)
+    h_total = hv[:, -1:] if hv.shape[1] else np.zeros((g.shape[0], 1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        m = np.where(g > 0, s / np.where(g > 0, g, 1.0), 0.0)
-        h = digamma(c_before + g + 1.0) - digamma(c_before + 1.0)
-        total = np.sum(np.where(g > 0, g * m + (t_before - c_before * m) * h, 0.0), axis=1)
-        return total / g.sum(axis=1)
+        k = np.where(g > 0, 1.0 + h_total - hv - (end - g) * h / np.where(g > 0, g, 1.0), 0.0)
+    return k, total
+
+
+def selective_rows(w: np.ndarray, order: Ordering, targets: Mapping[str, tuple[Ordering, np.ndarray]], *,
+                   integral: bool = True, oracle_cache: dict | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """AURC, oracle AURC, random AURC and PRR against several targets for each row of weights ``w`` (b, Q).
+
+    Args:
+        w: (b, Q) non-negative question weights: bootstrap counts, or ones for the data itself.
+        order: the confidence's :class:`Ordering`.
+        targets: name -> (the target's own ordering of the same valid questions, the target (Q,) with 0 at
+            invalid questions), as :func:`prepare` gives them.
+        integral: the weights are whole numbers (counts); ``False`` for arbitrary non-negative weights.
+        oracle_cache: a dict shared by the estimators with the same valid questions for the same ``w``:
+            the oracle and random AURC of each target are computed once for all of them.
+
+    Returns:
+        ``{name: {"aurc", "oracle_aurc", "random_aurc", "prr"}}``, each (b,) (NaN for a row without weight).
+    """
+    wv = w if order.all_valid else w * order.valid
+    ws = np.take(wv, order.order, axis=1)                    # (b, Qv) weights in keep order
+    if order.ties:
+        end = np.cumsum(ws, axis=1)[:, order.ends - 1]
+        g = np.diff(end, axis=1, prepend=0.0)
+    else:                                                    # every question its own group
+        g, end = ws, np.cumsum(ws, axis=1)
+    total = end[:, -1] if end.shape[1] else np.zeros(w.shape[0])
+    hv = _harmonic_at(end, total, integral)
+    h = np.diff(hv, axis=1, prepend=0.0)
+    k = (1.0 + hv[:, -1:]) - hv if hv.shape[1] else hv       # 1 + H(S) - H(E), then minus C h / g
+    if order.ties:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            k -= np.where(g > 0, (end - g) * h / np.where(g > 0, g, 1.0), 0.0)
+        grp = np.repeat(np.arange(order.starts.size), np.diff(np.append(order.starts, order.order.size)))
+        kq = ws * np.take(k, grp, axis=1)                    # a member's factor: its weight times the group's
+    else:
+        kq = g * k                                           # g K = g (1 + H(S) - H(E)) - C h, no division
+        kq -= (end - g) * h
+    out = {}
+    for name, (oracle, t) in targets.items():
+        cached = oracle_cache.get(name) if oracle_cache is not None else None
+        if cached is None:
+            # the oracle's groups hold equal targets, so its total needs only the group weights
+            g_o = _group_weights(oracle, wv)
+            k_o, _ = _group_coefficients(g_o, integral)
+            t_o = t[oracle.order][oracle.starts]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                best = 1.0 - (k_o * g_o * t_o).sum(axis=1) / total
+                rand = 1.0 - (g_o * t_o).sum(axis=1) / total
+            cached = (best, rand)
+            if oracle_cache is not None:
+                oracle_cache[name] = cached
+        best, rand = cached
+        with np.errstate(invalid="ignore", divide="ignore"):
+            aurc = 1.0 - (kq * t[order.order]).sum(axis=1) / total
+            prr = np.where(rand - best > _EPS, (rand - aurc) / (rand - best), np.nan)
+        res = {"aurc": aurc, "oracle_aurc": best.copy(), "random_aurc": rand.copy(), "prr": prr}
+        for v in res.values():
+            v[total <= 0] = np.nan
+        out[name] = res
+    return out
 
 
 def aurc_rows(w: np.ndarray, order: Ordering, oracle: Ordering, t: np.ndarray) -> dict[str, np.ndarray]:
-    """AURC, oracle AURC, random AURC and PRR for each row of weights ``w`` (b, Q).
+    """AURC, oracle AURC, random AURC and PRR against one target for each row of weights ``w`` (b, Q).
 
-    ``order`` and ``oracle`` come from :func:`prepare` (the confidence's and the target's orderings of the
-    valid questions), ``t`` is the target with 0 at invalid questions. Returns (b,) arrays.
+    ``order``, ``oracle`` and ``t`` are what :func:`prepare` returns. Returns (b,) arrays.
     """
-    wv = w * order.valid
-    s = wv.sum(axis=1)
-    aurc = 1.0 - _mean_prefix_accuracy(*order.grouped(wv, t))
-    best = 1.0 - _mean_prefix_accuracy(*oracle.grouped(wv, t))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # a row-wise sum, not a matrix product: a resample's value must not depend on the chunk it is in
-        rand = 1.0 - (wv * t).sum(axis=1) / s
-        prr = np.where(rand - best > _EPS, (rand - aurc) / (rand - best), np.nan)
-    for v in (aurc, best, rand, prr):
-        v[s <= 0] = np.nan
-    return {"aurc": aurc, "oracle_aurc": best, "random_aurc": rand, "prr": prr}
+    return selective_rows(w, order, {"t": (oracle, t)})["t"]
 
 
 def prepare(p, t) -> tuple[Ordering, Ordering, np.ndarray]:
