@@ -144,8 +144,7 @@ def backend_for(model: str, registry: Any, force: str | None = None) -> tuple[st
         return "embedded", {}
     if kind in ("hf", "transformers", "embedded"):
         path = resolve_model_file(model)
-        return "hf", {"model": str(path.parent), "gguf_file": path.name, "dtype": "bfloat16",
-                      "name": model_title(model)}
+        return "hf", {"model": str(path.parent), "gguf_file": path.name, "dtype": "bfloat16"}
     raise CapcalError(f"--backend {force!r}: expected llamacpp, embedded or hf")
 
 
@@ -219,7 +218,7 @@ def summarize(run_dir: Path, model: str, task: str, state: dict[str, Any], comma
         "title": model_title(model),
         "size_b": MODEL_SIZES_B.get(model),
         "backend": config.get("model"),
-        "model_id": config.get("model_id"),
+        "model_id": model_title(model),  # never a local path
         "task": task,
         "k": entry.get("k"),
         "n_questions": int(len(targets.ids)),

@@ -347,12 +347,17 @@ def _routing_with(runs: list[dict[str, Any]], figs: dict[str, str], fig_dir_name
             continue
         small, large = pair[0], pair[-1]
         ids_s, ids_l = small["summary"]["questions"].get("ids"), large["summary"]["questions"].get("ids")
-        if ids_s is None or ids_s != ids_l:
+        common = [i for i in (ids_s or []) if i in set(ids_l or [])]
+        if len(common) < 2:
             continue
         any_task = True
-        mu_s, mu_l = small["arrays"]["mu"], large["arrays"]["mu"]
+        at_s = np.array([ids_s.index(i) for i in common])
+        at_l = np.array([ids_l.index(i) for i in common])
+        mu_s, mu_l = small["arrays"]["mu"][at_s], large["arrays"]["mu"][at_l]
         cands = candidates(small["summary"], small["arrays"])
-        cands = {k: v for k, v in cands.items() if k != "constant"}
+        cands = {k: v[at_s] for k, v in cands.items() if k != "constant"}
+        L += [f"{task}: the {len(common)} questions that both {small['summary']['title']} and "
+              f"{large['summary']['title']} answered.", ""]
         boot = routing_bootstrap(cands, mu_s, mu_l, n_boot=N_BOOT, seed=SEED)
         point = routing_bootstrap(cands, mu_s, mu_l, point=True)
         title = f"Routing {small['summary']['title']} -> {large['summary']['title']}, {task}"
