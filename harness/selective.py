@@ -182,16 +182,19 @@ def selective_rows(w: np.ndarray, order: Ordering, targets: Mapping[str, tuple[O
         g, end = ws, np.cumsum(ws, axis=1)
     total = end[:, -1] if end.shape[1] else np.zeros(w.shape[0])
     hv = _harmonic_at(end, total, integral)
-    h = np.diff(hv, axis=1, prepend=0.0)
-    k = (1.0 + hv[:, -1:]) - hv if hv.shape[1] else hv       # 1 + H(S) - H(E), then minus C h / g
+    # g K = g (1 + H(S)) - (E H(E) - C H(C)) (the C h and g H(E) terms telescope), with C H(C) the previous
+    # group's E H(E): one difference of f = E H(E), no division for questions without ties
+    one_plus = (1.0 + hv[:, -1:]) if hv.shape[1] else np.ones((w.shape[0], 1))
+    hv *= end
+    d = np.diff(hv, axis=1, prepend=0.0)
     if order.ties:
         with np.errstate(invalid="ignore", divide="ignore"):
-            k -= np.where(g > 0, (end - g) * h / np.where(g > 0, g, 1.0), 0.0)
+            d = np.where(g > 0, d / np.where(g > 0, g, 1.0), 0.0)
         grp = np.repeat(np.arange(order.starts.size), np.diff(np.append(order.starts, order.order.size)))
-        kq = ws * np.take(k, grp, axis=1)                    # a member's factor: its weight times the group's
+        kq = ws * (one_plus - np.take(d, grp, axis=1))       # a member's factor: its weight times the group's
     else:
-        kq = g * k                                           # g K = g (1 + H(S) - H(E)) - C h, no division
-        kq -= (end - g) * h
+        kq = ws * one_plus
+        kq -= d
     out = {}
     for name, (oracle, t) in targets.items():
         cached = oracle_cache.get(name) if oracle_cache is not None else None

@@ -159,3 +159,26 @@ def test_route_on_two_embedded_model_runs(tmp_path, data_dir, embedded_backend, 
     out = capsys.readouterr().out
     assert code == 0 and "6 shared questions" in out and "mean completion tokens" in out
     assert "logprob_mean" in out and (rds[0].path / "route" / "route.json").exists()
+
+
+def test_leaderboard_shows_routing_for_a_pair_of_models(runs):
+    """Two runs without a suite by different models: the leaderboard pairs them, weaker -> stronger."""
+    from capcal.report import load_leaderboard, render
+    from capcal.results import write_results
+
+    for rd in (runs["a"], runs["b"]):
+        write_results(rd, n_boot=50, seed=0)
+    lb = load_leaderboard([runs["a"].path, runs["b"].path])
+    assert len(lb.routing) == 1
+    pair = lb.routing[0]
+    mus = {rd.path.name: np.mean([r["mu"] for r in rd.target_rows("math")]) for rd in (runs["a"], runs["b"])}
+    assert mus[pair["small"]] <= mus[pair["large"]]
+    got = pair["tasks"]["math"]["scores"]["consistency"]["gain"]
+    ids = [r["id"] for r in RunDir(runs["a"].path.parent / pair["small"]).target_rows("math")]
+    small, large = RunDir(runs["a"].path.parent / pair["small"]), RunDir(runs["a"].path.parent / pair["large"])
+    p = small.estimator_output("math", "consistency", np.array(ids, dtype=object))[0]
+    assert got["value"] == pytest.approx(R.routing_scores(p, _arrays(small, ids), _arrays(large, ids))["gain"])
+    md = render(lb, "md")
+    assert "## Routing" in md and f"| {pair['small_model']} → {pair['large_model']} | math | consistency |" in md
+    data = json.loads(render(lb, "json"))
+    assert data["routing"][0]["tasks"]["math"]["scores"]["consistency"]["gain"]["ci"][0] is not None
