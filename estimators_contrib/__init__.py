@@ -16,11 +16,17 @@ from .verbalized_fewshot import FewShotVerbalized
 
 BUILTIN_ESTIMATORS = {
     cls.name: cls
-    for cls in (Verbalized, FewShotVerbalized, PTrue, Consistency, ConsistencyEntropy, MeanTokenProb, SequenceProb, LinearProbe,
-                OracleCC, OracleRC, Constant, Recalibrated, ImportedConfidence)
+    for cls in (Verbalized, PTrue, Consistency, ConsistencyEntropy, MeanTokenProb, SequenceProb, LinearProbe,
+                OracleCC, OracleRC, Constant, Recalibrated)
 }
 
-__all__ = ["BUILTIN_ESTIMATORS", "Calibrator", "Consistency", "ConsistencyEntropy", "Constant", "FewShotVerbalized",
+#: Registered beside the built-ins (``capcal list estimators`` shows them), kept out of
+#: ``BUILTIN_ESTIMATORS`` because they produce nothing without data a run must be given first:
+#: ``verbalized_fewshot`` m graded training questions (it fails with the reason on a smaller or missing
+#: training split) and ``imported`` confidences imported into the run (``capcal import --confidences``).
+DATA_DEPENDENT_ESTIMATORS = {cls.name: cls for cls in (FewShotVerbalized, ImportedConfidence)}
+
+__all__ = ["BUILTIN_ESTIMATORS", "DATA_DEPENDENT_ESTIMATORS", "Calibrator", "Consistency", "ConsistencyEntropy", "Constant", "FewShotVerbalized",
            "ImportedConfidence", "LinearProbe",
            "MeanTokenProb", "OracleCC", "OracleRC", "PTrue", "Recalibrated", "SequenceProb", "Verbalized",
            "parse_confidence", "ptrue_from_top_logprobs"]

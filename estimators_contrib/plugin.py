@@ -7,6 +7,6 @@ from capcal.hookspecs import hookimpl
 
 @hookimpl
 def capcal_register_estimators():
-    from . import BUILTIN_ESTIMATORS
+    from . import BUILTIN_ESTIMATORS, DATA_DEPENDENT_ESTIMATORS
 
-    return BUILTIN_ESTIMATORS
+    return {**BUILTIN_ESTIMATORS, **DATA_DEPENDENT_ESTIMATORS}
