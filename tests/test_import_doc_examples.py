@@ -37,3 +37,26 @@ def test_official_example(tmp_path, data_dir):
     assert report.confidences == ["verbalized_confidence"]
     conf, reasons, _ = RunDir(tmp_path / "run").estimator_output("gsm8k", "verbalized_confidence")
     assert conf[0] == 0.9 and np.isnan(conf[1]) and "fallback" in reasons[1]
+
+
+def test_confidences_as_csv_and_export_errors_are_one_line(tmp_path, data_dir, capsys):
+    from capcal.cli import main
+
+    run = tmp_path / "run"
+    import_samples(EXAMPLES / "generic_per_sample.jsonl", "gsm8k", run, data_dir=data_dir)
+    ids = [r["id"] for r in RunDir(run).target_rows("gsm8k")]
+    csv = tmp_path / "p.csv"
+    csv.write_text(f"id,confidence\n{ids[0]},0.25\n{ids[1]},\n")
+    assert main(["import", "--confidences", str(csv), "--name", "from_csv", str(run)]) == 0
+    conf, reasons, _ = RunDir(run).estimator_output("gsm8k", "from_csv")
+    assert conf[0] == 0.25 and np.isnan(conf[1]) and reasons[1] == "no confidence in the source"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "confidence": 1.5}\n')
+    capsys.readouterr()
+    assert main(["import", "--confidences", str(bad), "--name", "bad", str(run)]) == 2
+    assert "outside [0, 1]" in capsys.readouterr().err
+    assert main(["export", "--format", "official", str(run), "--output", str(tmp_path / "o"), "--tasks", "mmlu"]) == 2
+    err = capsys.readouterr().err
+    assert "has no targets for task 'mmlu'" in err and "Traceback" not in err
+    assert main(["export", str(tmp_path / "nothing"), "--output", str(tmp_path / "o")]) == 2
+    assert "not a capcal run directory" in capsys.readouterr().err
