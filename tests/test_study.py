@@ -64,12 +64,13 @@ def test_tiny_study_resumes_without_sampling_twice(tmp_path, data_dir):
     out, summaries = tmp_path / "runs", tmp_path / "summaries"
     [path] = run_study(plan, out, summaries, command="capcal study --tiny", log=lambda _: None)
     first = json.loads(path.read_text())
-    assert first["invocations"][0]["samples_drawn"] == 3 * 2 + 3 * 2  # eval + training split
+    # 3 questions x k = 2 of the evaluation split, and of the training and validation splits (the constant)
+    assert first["invocations"][0]["samples_drawn"] == 3 * 3 * 2
     assert len(first["questions"]["labels"]) == 3 and all(len(s) == 2 for s in first["questions"]["labels"])
     assert first["confidences"]["oracle_cc"] == [s.count("1") / 2 for s in first["questions"]["labels"]]
     [path] = run_study(plan, out, summaries, command="capcal study --tiny", log=lambda _: None)
     again = json.loads(path.read_text())
-    assert [i["samples_drawn"] for i in again["invocations"]] == [12, 0]
+    assert [i["samples_drawn"] for i in again["invocations"]] == [18, 0]
     assert again["questions"] == first["questions"] and again["confidences"] == first["confidences"]
     doc, figs = write_report(summaries, tmp_path / "doc" / "study.md")
     text = doc.read_text()
