@@ -13,7 +13,7 @@ Measured, alternating, ``--repeats`` times each:
   local-chat-completions`` with ``num_concurrent=32`` on a GSM8K task that reads the same JSONL file, with
   ``repeats: 8`` (one request per repeat, exact match on the final number). Not a capcal dependency:
   ``pip install lm_eval`` to include it.
-* **capcal sampling phase** (in-process): :meth:`capcal.run.Pipeline.sample` on the same 1,319 x 8 samples,
+* **capcal sampling phase** (in-process): :meth:`capcal.pipeline.Pipeline.sample` on the same 1,319 x 8 samples,
   i.e. store look-up, requests, the OpenAI backend and durable store writes.
 * **raw loop request phase** (in-process): a bare ``aiohttp`` loop, ``asyncio.Semaphore(32)``, one POST per
   question with ``n = 8`` and the same JSON body capcal sends (log-probabilities included), the answer parsed
@@ -116,7 +116,7 @@ def lm_eval_command(base_url: str, args: argparse.Namespace, include: Path, out:
 def capcal_sampling(base_url: str, args: argparse.Namespace, tmp: Path) -> tuple[float, int]:
     """(seconds of Pipeline.sample on a fresh run directory, samples stored)."""
     from capcal.models.openai_backend import OpenAIBackend
-    from capcal.run import Pipeline
+    from capcal.pipeline import Pipeline
     from capcal.runconfig import RunConfig
     from capcal.store import SampleStore
 

@@ -4,7 +4,7 @@ Job (BASELINES.md section 1): 2,000 GSM8K questions (train split, rendered by ca
 samples against ``tests/stub_server.py`` running in a separate process (it answers at once, so every second
 measured is client cost).
 
-* **capcal**: :meth:`capcal.run.Pipeline.sample`, i.e. what ``capcal run`` does per sample except grading:
+* **capcal**: :meth:`capcal.pipeline.Pipeline.sample`, i.e. what ``capcal run`` does per sample except grading:
   look up the store, build the requests, :class:`~capcal.models.openai_backend.OpenAIBackend` (its
   retries, bookkeeping and parsing), and a durable :class:`~capcal.store.SampleStore` write (one fsynced
   SQLite transaction per finished HTTP request).
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from capcal.models.openai_backend import OpenAIBackend  # noqa: E402
-from capcal.run import Pipeline  # noqa: E402
+from capcal.pipeline import Pipeline  # noqa: E402
 from capcal.runconfig import RunConfig  # noqa: E402
 from capcal.store import SampleStore  # noqa: E402
 from stub_server import spawn_server  # noqa: E402

@@ -1,4 +1,4 @@
-"""capcal's built-in confidence estimators, each a plugin registered through the entry points.
+"""capcal's built-in confidence estimators, registered in-process by :mod:`capcal.estimators_contrib.plugin`.
 
 ``BUILTIN_ESTIMATORS`` maps each registered name to its class (see ``docs/estimators.md``).
 """

@@ -1,67 +1,29 @@
-"""Helpers shared by the built-in estimators: prompt rendering, question text, other splits, NaN outputs."""
+"""Helpers shared by the built-in estimators: question text and usable targets.
+
+Rendering a prompt, another split and a subset of a context are public on
+:class:`capcal.estimators.EstimatorContext` (``render_prompt``, ``other_split``, ``subset``); the names
+below that wrap them are kept for plugins written against earlier versions.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from capcal.errors import CapcalError, UnknownNameError
 from capcal.estimators import EstimatorContext
 from capcal.models.base import Messages
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
+from capcal.prompts import render_user_prompt as _render
+from capcal.tasks import LETTERS
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def _template_dirs() -> tuple[str, ...]:
-    """Template folders registered by plugins, then capcal's own (works before the registry has any)."""
-    from capcal.registry import get_registry
-    from capcal.resources import resource_path
-
-    dirs: list[str] = []
-    try:
-        dirs = [str(d) for d in get_registry().template_dirs]
-    except Exception:  # noqa: BLE001 - a broken plugin set must not hide capcal's own templates
-        dirs = []
-    own = str(resource_path("templates"))
-    if own not in dirs:
-        dirs.append(own)
-    return tuple(dirs)
-
-
-@lru_cache(maxsize=8)
-def _environment(dirs: tuple[str, ...]) -> SandboxedEnvironment:
-    return SandboxedEnvironment(loader=FileSystemLoader(list(dirs)), undefined=StrictUndefined,
-                                keep_trailing_newline=False, autoescape=False)
+__all__ = ["LETTERS", "other_split", "question_of", "render_user_prompt", "subset_context", "usable_targets"]
 
 
 def render_user_prompt(template: str, **variables: Any) -> Messages:
-    """Render an estimator's Jinja template (sandboxed, undefined variables are errors) to one user message.
+    """:func:`capcal.prompts.render_user_prompt` with the active registry's template folders; estimators
+    use :meth:`capcal.estimators.EstimatorContext.render_prompt` (the run's own registry)."""
+    from capcal.registry import get_registry
 
-    Args:
-        template: template file name relative to a registered template folder
-            (``"estimators/verbalized.jinja"``).
-        **variables: the template's variables.
-
-    Returns:
-        ``[{"role": "user", "content": text}]`` with surrounding whitespace stripped.
-
-    Raises:
-        UnknownNameError: no registered template folder holds ``template``.
-        CapcalError: the template uses a variable that was not given.
-    """
-    dirs = _template_dirs()
-    try:
-        text = _environment(dirs).get_template(template).render(**variables)
-    except TemplateNotFound:
-        known = sorted(str(p.relative_to(d)) for d in map(Path, dirs) for p in d.rglob("*.jinja"))
-        raise UnknownNameError("template", template, known) from None
-    except UndefinedError as exc:
-        raise CapcalError(f"template {template!r}: {exc.message}") from None
-    return [{"role": "user", "content": text.strip()}]
+    return _render(template, template_dirs=get_registry().template_dirs, **variables)
 
 
 def question_of(example: Any, messages: Messages | None = None) -> tuple[str, list[str]]:
@@ -84,13 +46,8 @@ def question_of(example: Any, messages: Messages | None = None) -> tuple[str, li
 
 
 def other_split(ctx: EstimatorContext | None, split: str) -> EstimatorContext | None:
-    """``ctx.split_context(split)``, or ``None`` when the context has no such split (no error raised)."""
-    if ctx is None or ctx.split_context is None:
-        return None
-    try:
-        return ctx.split_context(split)
-    except CapcalError:
-        return None
+    """``ctx.other_split(split)``; ``None`` for no context."""
+    return None if ctx is None else ctx.other_split(split)
 
 
 def usable_targets(ctx: EstimatorContext) -> tuple[np.ndarray, np.ndarray]:
@@ -112,13 +69,6 @@ def usable_targets(ctx: EstimatorContext) -> tuple[np.ndarray, np.ndarray]:
     return mu, r
 
 
-def check_same_ids(ctx: EstimatorContext) -> None:
-    """Raise CapcalError when the targets are not aligned with the context's question ids."""
-    if len(ctx.targets.ids) != len(ctx.ids) or not np.array_equal(
-            np.asarray(ctx.targets.ids, dtype=str), np.asarray(ctx.ids, dtype=str)):
-        raise CapcalError("estimator context: targets are not aligned with the question ids")
-
-
 def subset_context(ctx: EstimatorContext, keep: np.ndarray) -> EstimatorContext:
-    """``ctx`` restricted to the questions at positions ``keep`` (examples, messages, samples, targets)."""
+    """``ctx.subset(keep)``: the context restricted to the questions at positions ``keep``."""
     return ctx.subset(keep)

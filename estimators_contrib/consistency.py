@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
+from capcal.generation import CompletionCache, derived_seeds, generate_many
 from capcal.models.base import SamplingParams
-
-from ._generation import CompletionCache, derived_seeds, generate_many
 
 
 def cluster_sizes(answers: Sequence[str | None], grader: Any) -> tuple[list[int], int]:

@@ -6,7 +6,7 @@ import numpy as np
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
 
-from ._common import other_split, usable_targets
+from ._common import usable_targets
 
 
 def _from_target(values: np.ndarray, what: str) -> EstimatorOutput:
@@ -84,7 +84,7 @@ class Constant(Estimator):
         q = len(ctx)
         meta: dict = {}
         if self.value_ is None:
-            self.fit(other_split(ctx, "train"), other_split(ctx, "validation"))
+            self.fit(ctx.other_split("train"), ctx.other_split("validation"))
         if self.value_ is None:
             mu = usable_targets(ctx)[0]
             if not np.isfinite(mu).any():

@@ -1,4 +1,4 @@
-"""Registers the built-in estimators through the ``capcal`` entry-point group."""
+"""The built-in estimators as a plugin (registered in-process: :data:`capcal.registry.BUILTIN_PLUGINS`)."""
 
 from __future__ import annotations
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
+from capcal.generation import model_identity
 from capcal.models.base import Messages, ModelBackend
 
-from ._common import other_split, subset_context, usable_targets
-from ._generation import model_identity
+from ._common import usable_targets
 
 DEFAULT_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
@@ -258,7 +258,7 @@ class LinearProbe(Estimator):
         keep = np.flatnonzero(np.isfinite(mu))
         if limit is not None and len(keep) > limit:
             keep = np.sort(np.random.default_rng(seed).choice(keep, size=limit, replace=False))
-        sub = subset_context(ctx, keep)
+        sub = ctx.subset(keep)
         return self.features(sub), mu[keep], [str(i) for i in sub.ids]
 
     def fit(self, train: EstimatorContext | None, validation: EstimatorContext | None = None) -> LinearProbe:
@@ -279,10 +279,10 @@ class LinearProbe(Estimator):
 
     def predict(self, ctx: EstimatorContext) -> EstimatorOutput:
         if self.model_ is None:
-            train = other_split(ctx, "train")
+            train = ctx.other_split("train")
             if train is None:
                 raise CapcalError(f"probe: task {getattr(ctx.task, 'name', '?')!r} has no training split")
-            self.fit(train, other_split(ctx, "validation"))
+            self.fit(train, ctx.other_split("validation"))
         assert self.model_ is not None
         leaked = self.train_ids_.intersection(str(i) for i in ctx.ids)
         if leaked:

@@ -9,10 +9,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
+from capcal.generation import CompletionCache, derived_seeds, generate_many
 from capcal.models.base import Completion, SamplingParams
+from capcal.tasks import LETTERS
 
-from ._common import LETTERS, question_of, render_user_prompt
-from ._generation import CompletionCache, derived_seeds, generate_many
+from ._common import question_of
 
 _MARKERS = " \t\r\n\u0120\u2581\u010a"  # whitespace and the BPE / SentencePiece space and newline markers
 _PUNCT = ".,!:;\"'*()[]"
@@ -122,7 +123,8 @@ class PTrue(Estimator):
         backends; one forward pass, no sampling);
       * ``"generate"``: a greedy generation with ``logprobs=True, top_logprobs=...`` (OpenAI-compatible
         servers), skipping a reasoning block; raise ``max_tokens`` for reasoning models.
-      * ``"auto"`` (default): ``next_token`` when the backend has it, else ``generate``.
+      * ``"auto"`` (default): ``next_token`` when the backend declares it
+        (``supports_next_token_logprobs``), else ``generate``.
 
     Args:
         proposed: ``"designated"`` (the designated sample's extracted answer; when extraction failed, the
@@ -174,8 +176,8 @@ class PTrue(Estimator):
         prompts = []
         for example, messages, answer in zip(ctx.examples, ctx.messages, answers, strict=True):
             question, choices = question_of(example, messages)
-            prompts.append(render_user_prompt(self.template, question=question, choices=choices,
-                                              letters=LETTERS, proposed_answer=answer))
+            prompts.append(ctx.render_prompt(self.template, question=question, choices=choices,
+                                             letters=LETTERS, proposed_answer=answer))
         return prompts, from_text
 
     def predict(self, ctx: EstimatorContext) -> EstimatorOutput:
@@ -184,10 +186,11 @@ class PTrue(Estimator):
             return EstimatorOutput(np.full(q, np.nan), ["no model backend in this run"] * q, {})
         prompts, from_text = self.prompts(ctx)
         method = self.method
+        can_score = bool(getattr(ctx.backend, "supports_next_token_logprobs", False))
         if method == "auto":
-            method = "next_token" if callable(getattr(ctx.backend, "next_token_logprobs", None)) else "generate"
+            method = "next_token" if can_score else "generate"
         if method == "next_token":
-            if not callable(getattr(ctx.backend, "next_token_logprobs", None)):
+            if not can_score:
                 raise CapcalError(f"ptrue: backend {ctx.backend.backend!r} has no next_token_logprobs; "
                                   "use method=generate")
             dists = ctx.backend.next_token_logprobs(prompts, top_k=self.top_logprobs)

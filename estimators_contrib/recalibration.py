@@ -8,7 +8,7 @@ import numpy as np
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
 
-from ._common import other_split, subset_context, usable_targets
+from ._common import usable_targets
 
 
 class Calibrator:
@@ -130,18 +130,24 @@ class Recalibrated(Estimator):
         self.needs_model = bool(getattr(self.base_, "needs_model", False))
         self.fitted_on_: str | None = None
 
-    def _make_base(self) -> Estimator:
-        from capcal.registry import get_registry
+    def _make_base(self, registry: Any = None) -> Estimator:
+        """Build the base estimator from ``registry`` (default: the active one, which a run sets to its own)."""
+        if registry is None:
+            from capcal.registry import get_registry
 
-        cls = get_registry().estimator_class(self.base)
+            registry = get_registry()
+        cls = registry.estimator_class(self.base)
         try:
             return cls(**self.base_params)
         except TypeError as exc:
             raise CapcalError(f"recalibration: bad base_params for {self.base!r}: {exc}") from None
 
-    def get_params(self) -> dict[str, Any]:
-        return {"base": self.base, "method": self.method, "target": self.target, "bins": self.bins,
-                "base_params": self.base_params}
+    def _bind(self, ctx: EstimatorContext | None) -> None:
+        """Use the base estimator of the context's registry (the run's plugins), if it differs."""
+        if ctx is not None and ctx.registry is not None and self.fitted_on_ is None:
+            if ctx.registry.estimator_class(self.base) is not type(self.base_):
+                self.base_ = self._make_base(ctx.registry)
+                self.needs_model = bool(getattr(self.base_, "needs_model", False))
 
     def _target(self, ctx: EstimatorContext) -> np.ndarray:
         mu, r = usable_targets(ctx)
@@ -151,6 +157,7 @@ class Recalibrated(Estimator):
         for ctx in (train, validation):
             if ctx is not None and ctx.split == "eval":
                 raise CapcalError("recalibration: refusing to fit on the evaluation split (leakage rule)")
+        self._bind(train if train is not None else validation)
         held = validation if validation is not None and len(validation) else None
         if getattr(self.base_, "learns", False):
             if train is None or len(train) == 0:
@@ -160,8 +167,8 @@ class Recalibrated(Estimator):
                 half = len(train) // 2
                 if half < 2:
                     raise CapcalError("recalibration: too few training questions to split")
-                fit_part = subset_context(train, np.sort(order[half:]))
-                held = subset_context(train, np.sort(order[:half]))
+                fit_part = train.subset(np.sort(order[half:]))
+                held = train.subset(np.sort(order[:half]))
                 train = fit_part
             self.base_.fit(train, None)  # the base selects its own hyper-parameters inside train
         else:
@@ -175,7 +182,8 @@ class Recalibrated(Estimator):
 
     def predict(self, ctx: EstimatorContext) -> EstimatorOutput:
         if self.fitted_on_ is None:
-            self.fit(other_split(ctx, "train"), other_split(ctx, "validation"))
+            self._bind(ctx)
+            self.fit(ctx.other_split("train"), ctx.other_split("validation"))
         raw = self.base_.predict(ctx)
         conf = self.calibrator_.transform(raw.confidence)
         meta = {"base": self.base, "method": self.method, "target": self.target, "fitted_on": self.fitted_on_,

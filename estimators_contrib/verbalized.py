@@ -6,10 +6,11 @@ import numpy as np
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
 from capcal.forced_formats import confidence_grammar
+from capcal.generation import CompletionCache, derived_seeds, generate_many
 from capcal.models.base import SamplingParams
+from capcal.tasks import LETTERS
 
-from ._common import LETTERS, question_of, render_user_prompt
-from ._generation import CompletionCache, derived_seeds, generate_many
+from ._common import question_of
 from ._verbalized_parse import parse_confidence
 
 
@@ -69,7 +70,7 @@ class Verbalized(Estimator):
         out = []
         for example, messages in zip(ctx.examples, ctx.messages, strict=True):
             question, choices = question_of(example, messages)
-            out.append(render_user_prompt(self.template, question=question, choices=choices, letters=LETTERS))
+            out.append(ctx.render_prompt(self.template, question=question, choices=choices, letters=LETTERS))
         return out
 
     def predict(self, ctx: EstimatorContext) -> EstimatorOutput:

@@ -1,16 +1,15 @@
 """Everything capcal reports for one task: metrics, bootstrap intervals, pass@k and budget curves.
 
-:func:`analyze` works on arrays alone (a :class:`capcal.rundir.Targets` and one confidence array per
-estimator); :func:`analyze_run` reads a run directory and analyses every task in it. The output structure
+:func:`analyze` works on arrays alone (a :class:`capcal.targets.Targets` and one confidence array per
+estimator) and reads or writes no files; :func:`capcal.results.analyze_run` reads a run directory and
+calls it for every task. The metric names come from :mod:`capcal.metric_catalogue`. The output structure
 is the contract with ``capcal.results`` (docs/architecture.md, "Analysis output"; docs/metrics.md): plain
 Python floats, NaN written as ``None``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 
@@ -18,43 +17,20 @@ from . import metrics as M
 from . import validate as V
 from .bootstrap import PreparedEstimator, TaskArrays, bootstrap_metrics, percentile_ci
 from .budget import evaluate_budgets
-from .errors import DataError, InvalidArrayError, RunDirError, UnknownNameError
+from .errors import DataError, InvalidArrayError, UnknownNameError
+from .jsonio import clean_json
+from .metric_catalogue import calibration_metrics, selective_metrics
 from .passk import curve_ks, passk_curve, passk_predicted, passk_table
-from .rundir import RunDir, Targets
 from .selective import selective_curve, selective_scores
+from .targets import Targets
 
 DEFAULT_KS = (1, 4, 16, 64)
 DEFAULT_BUDGETS = (1, 2, 4, 8, 16, 32, 64)
 
-#: Metric names in the order they are reported.
-METRIC_NAMES = (
-    "cc_brier", "rc_brier", "cc_ece", "rc_ece", "cc_mce", "rc_mce", "cc_logloss", "rc_logloss",
-    "pearson", "spearman", "auroc", "auroc_samples",
-    "cc_reliability", "cc_resolution", "cc_uncertainty", "rc_reliability", "rc_resolution", "rc_uncertainty",
-    "cc_aurc", "rc_aurc", "cc_prr", "rc_prr",
-)
+#: Metric names of :func:`point_metrics`, in the order they are reported (from the catalogue).
+METRIC_NAMES = calibration_metrics()
 #: The selective-prediction metrics among them (capcal.selective), against both targets.
-SELECTIVE_METRICS = ("cc_aurc", "rc_aurc", "cc_prr", "rc_prr")
-
-
-def _num(x) -> float | None:
-    """A plain float, or ``None`` for NaN / infinity."""
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _clean(obj):
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _num(obj)
-    return obj
+SELECTIVE_METRICS = selective_metrics()
 
 
 def point_metrics(p, mu, r, labels, n_bins: int = 10, binning: str = "equal_width",
@@ -269,7 +245,7 @@ def analyze(targets: Targets, confidences: Mapping[str, np.ndarray], *, n_boot: 
             ci = (list(percentile_ci(boot[va][m] - boot[vb][m])) if boot else [np.nan, np.nan])
             diff[m] = {"value": values[va][m] - values[vb][m], "ci": ci}
         result["differences"][f"{a}-{b}"] = diff
-    return _clean(result)
+    return clean_json(result)
 
 
 def common_counts(confidences: Mapping[str, np.ndarray], pairs: list[tuple[str, str]]) -> dict[str, int]:
@@ -284,40 +260,4 @@ def common_counts(confidences: Mapping[str, np.ndarray], pairs: list[tuple[str, 
     for a, b in pairs:
         V.same_length("common_counts", **{a: valid[a], b: valid[b]})
         out[f"{a}-{b}"] = int(np.count_nonzero(valid[a] & valid[b]))
-    return out
-
-
-def analyze_run(run_dir: str | Path, **kwargs) -> dict[str, dict]:
-    """Analyse every task of a run directory (targets and every estimator's output).
-
-    Args:
-        run_dir: the run directory (see :mod:`capcal.rundir`).
-        **kwargs: passed to :func:`analyze` (``n_boot``, ``seed``, ``ks``, ``budgets``, ``reference``, ...).
-
-    Returns:
-        ``{task: analysis}`` for every task with targets, sorted by task name; when ``config.json`` names the
-        run's tasks and estimators, files of other tasks or estimators (left by an earlier configuration
-        of a re-used directory) are ignored.
-
-    Raises:
-        RunDirError: the directory does not exist or holds no task targets.
-    """
-    rd = RunDir(run_dir)
-    if not rd.path.is_dir():
-        raise RunDirError(f"run directory {rd.path} does not exist")
-    tasks = rd.tasks()
-    # A re-used run directory may hold files of an earlier configuration: keep what config.json names.
-    config = rd.config if rd.config_path.exists() else {}
-    if config.get("tasks"):
-        tasks = [t for t in tasks if t in config["tasks"]]
-    if not tasks:
-        raise RunDirError(f"{rd.path}: no task has targets yet (tasks/<task>/targets.jsonl)")
-    out = {}
-    for task in tasks:
-        targets = rd.targets(task)
-        names = rd.estimators(task)
-        if "estimators" in config:  # imported confidences (capcal import --confidences) are always kept
-            names = [n for n in names if n in config["estimators"] or rd.is_imported_estimator(task, n)]
-        conf = {name: rd.estimator_output(task, name, targets.ids)[0] for name in names}
-        out[task] = analyze(targets, conf, **kwargs)
     return out

@@ -1,6 +1,7 @@
 """capcal's built-in plugin: its own tasks, graders, model backends and templates.
 
-It is registered through the ``capcal`` entry-point group exactly like a third-party plugin.
+It implements the same hooks as a third-party plugin; :class:`capcal.registry.Registry` registers it
+in-process (see :data:`capcal.registry.BUILTIN_PLUGINS`), so it needs no installed entry point.
 """
 
 from __future__ import annotations

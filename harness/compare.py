@@ -4,13 +4,14 @@ Questions are matched by task and question id. For every task x estimator presen
 metric is computed on both runs over the shared questions, and a **paired bootstrap** (the same question
 resamples for both runs, every estimator and every metric) gives the difference NEW - BASE with a
 ``1 - alpha`` percentile interval. A difference is significant when that interval excludes 0; the metric's
-direction (:func:`capcal.results.metric_direction`) says whether it got better or worse.
+direction (:func:`capcal.metric_catalogue.metric_direction`) says whether it got better or worse.
 
 Per task, the correctness of the designated sample (response target r) is compared with an exact
 McNemar test (two-sided binomial test on the discordant pairs), and the capability target mu with a
 Wilcoxon signed-rank test plus a paired-bootstrap interval of the mean difference.
 
-The metrics and resamples are those of :mod:`capcal.bootstrap` (vectorised weighted metrics; resample j
+The statistics are in :mod:`capcal.paired` (arrays in, plain data out); this module reads the run
+directories. The metrics and resamples are those of :mod:`capcal.bootstrap` (vectorised weighted metrics; resample j
 is drawn from the seed alone), so BASE and NEW see exactly the same question resamples and the values
 agree with the intervals of ``results.json``.
 """
@@ -22,28 +23,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from .analysis import point_metrics
-from .bootstrap import PreparedEstimator, TaskArrays, bootstrap_metrics, resample_counts
-from .budget import evaluate_budgets
+from .bootstrap import TaskArrays
 from .errors import CapcalError
-from .passk import passk_predicted, passk_table
-from .results import in_sample_reason, is_known_metric, metric_direction, metric_title
+from .metric_catalogue import comparable_metrics, compare_defaults, is_known_metric, metric_title
+from .paired import AccuracyChange, MetricChange, accuracy_change, metric_changes
+from .results import in_sample_reason
 from .rundir import RunDir
 
-#: Metrics the paired bootstrap supports (``passk_mse@K`` for any K <= min n as well).
-COMPARABLE_METRICS = ["cc_brier", "rc_brier", "cc_ece", "rc_ece", "cc_mce", "rc_mce", "cc_logloss",
-                      "rc_logloss", "pearson", "spearman", "auroc", "auroc_samples", "cc_reliability",
-                      "cc_resolution", "rc_reliability", "rc_resolution", "budget_gain",
-                      "cc_aurc", "rc_aurc", "cc_prr", "rc_prr"]
-#: Compared by default (plus ``passk_mse@4`` when every shared question has n >= 4).
-DEFAULT_METRICS = ["cc_brier", "rc_brier", "cc_ece", "rc_ece", "auroc", "spearman"]
+__all__ = ["COMPARABLE_METRICS", "DEFAULT_METRICS", "REFERENCE_ROWS", "AccuracyChange", "CompareError",
+           "Comparison", "MetricChange", "compare_runs", "format_comparison"]
+
+#: Metrics the paired bootstrap supports (``passk_mse@K`` for any K <= min n as well), from the catalogue.
+COMPARABLE_METRICS = comparable_metrics()
+#: Compared by default (plus ``passk_mse@4`` when every shared question has n >= 4), from the catalogue.
+DEFAULT_METRICS = compare_defaults()
 #: Reference rows that do not gate the exit code by default (their scores move with the model, not
 #: with the quality of a confidence estimator).
 REFERENCE_ROWS = ("oracle_cc", "oracle_rc", "constant")
-#: Budgets B of the budget gain (those <= min n are used), as in capcal.analysis.
-DEFAULT_BUDGETS = (1, 2, 4, 8, 16, 32, 64)
 
 
 class CompareError(CapcalError):
@@ -60,77 +57,6 @@ def _aligned_targets(rd: RunDir, task: str, ids: np.ndarray) -> tuple[TaskArrays
     sel = np.array([pos[q] for q in ids], dtype=np.int64)
     n, c = t.n[sel].astype(np.int64), t.c[sel].astype(np.int64)
     return TaskArrays(mu=c / n, r=t.r[sel].astype(float), n=n, c=c), t.labels[sel]
-
-
-def prepare(p: np.ndarray, task: TaskArrays, labels: np.ndarray, metrics: list[str],
-            n_bins: int = 10) -> tuple[PreparedEstimator, dict[str, float]]:
-    """One estimator's bootstrap features (:mod:`capcal.bootstrap`) and its metrics on the full data.
-
-    The pass@k errors (for every ``passk_mse@K`` asked) and, when ``budget_gain`` is asked, the per-question
-    budget gain are computed on the full data and kept fixed across resamples, as in
-    :func:`capcal.analysis.analyze`.
-
-    Returns:
-        ``(prepared, point values {metric: value})``; the point values come from
-        :func:`capcal.analysis.point_metrics` (NaN where undefined).
-    """
-    valid = np.isfinite(p)
-    ks = sorted({int(m.split("@")[1]) for m in metrics if m.startswith("passk_mse@")})
-    table = passk_table(task.n, task.c)
-    err2 = {k: (passk_predicted(p, k) - table[:, k]) ** 2 for k in ks}
-    point = point_metrics(p, task.mu, task.r, labels, n_bins)
-    for k in ks:
-        point[f"passk_mse@{k}"] = float(np.mean(err2[k][valid])) if valid.any() else np.nan
-    gain = None
-    if "budget_gain" in metrics:
-        budgets = [b for b in DEFAULT_BUDGETS if b <= task.n.min()]
-        if valid.any() and budgets:
-            bud = evaluate_budgets(p[valid], task.n[valid], task.c[valid], budgets, table[valid])
-            gain = np.zeros(len(p))
-            gain[valid] = bud.per_question_gain()
-            point["budget_gain"] = float(np.mean(gain[valid]))
-    return PreparedEstimator(p, task, n_bins, "equal_width", err2, gain), point
-
-
-# ---------------------------------------------------------------------------------------------------
-# result types
-@dataclass
-class MetricChange:
-    """One metric of one task x estimator: BASE, NEW, the difference NEW - BASE and its interval.
-
-    ``verdict`` is ``"better"``, ``"worse"`` (interval excludes 0 on that side), ``"no change"`` or
-    ``"n/a"`` (metric undefined on one of the runs).
-    """
-
-    task: str
-    estimator: str
-    metric: str
-    base: float | None
-    new: float | None
-    diff: float | None
-    lo: float | None
-    hi: float | None
-    verdict: str
-
-
-@dataclass
-class AccuracyChange:
-    """Per-question correctness of one task: the designated sample (McNemar) and mu (Wilcoxon, bootstrap)."""
-
-    task: str
-    n_questions: int
-    base_accuracy: float
-    new_accuracy: float
-    base_only: int        # designated sample right in BASE, wrong in NEW
-    new_only: int         # wrong in BASE, right in NEW
-    mcnemar_p: float
-    base_mu: float
-    new_mu: float
-    mu_diff: float
-    mu_lo: float | None
-    mu_hi: float | None
-    wilcoxon_p: float
-    verdict: str
 
 
 @dataclass
@@ -166,50 +92,6 @@ class Comparison:
         d["regressions"] = [asdict(c) for c in self.regressions]
         d["exit_code"] = self.exit_code
         return d
-
-
-# ---------------------------------------------------------------------------------------------------
-def _num(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
-
-
-def _interval(diffs: np.ndarray, alpha: float) -> tuple[float | None, float | None]:
-    diffs = diffs[np.isfinite(diffs)]
-    if not diffs.size:
-        return None, None
-    lo, hi = np.percentile(diffs, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return float(lo), float(hi)
-
-
-def _verdict(metric: str, lo: float | None, hi: float | None) -> str:
-    if lo is None or hi is None:
-        return "n/a"
-    direction = metric_direction(metric)
-    if lo > 0:
-        return "better" if direction > 0 else "worse" if direction < 0 else "no change"
-    if hi < 0:
-        return "worse" if direction > 0 else "better" if direction < 0 else "no change"
-    return "no change"
-
-
-def _accuracy(task: str, tb: TaskArrays, tn: TaskArrays, alpha: float, n_boot: int, seed: int) -> AccuracyChange:
-    base_only = int(np.sum((tb.r == 1) & (tn.r == 0)))
-    new_only = int(np.sum((tb.r == 0) & (tn.r == 1)))
-    discordant = base_only + new_only
-    p_mc = float(stats.binomtest(min(base_only, new_only), discordant, 0.5).pvalue) if discordant else 1.0
-    d = tn.mu - tb.mu
-    p_w = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
-    # mean of d in each resample: the same resamples as the metrics (resample_counts, same seed)
-    boots = np.concatenate([W @ d / len(d) for W in resample_counts(len(d), n_boot, seed)]) if n_boot else np.array([])
-    lo, hi = _interval(boots, alpha)
-    if p_mc < alpha or p_w < alpha:
-        verdict = "better" if (new_only - base_only if p_mc < alpha else d.mean()) > 0 else "worse"
-    else:
-        verdict = "no change"
-    return AccuracyChange(task=task, n_questions=len(d), base_accuracy=float(tb.r.mean()),
-                          new_accuracy=float(tn.r.mean()), base_only=base_only, new_only=new_only,
-                          mcnemar_p=p_mc, base_mu=float(tb.mu.mean()), new_mu=float(tn.mu.mean()),
-                          mu_diff=float(d.mean()), mu_lo=lo, mu_hi=hi, wilcoxon_p=p_w, verdict=verdict)
 
 
 def compare_runs(base: str | Path, new: str | Path, *, metric: str = "cc_brier", metrics: list[str] | None = None,
@@ -271,7 +153,7 @@ def compare_runs(base: str | Path, new: str | Path, *, metric: str = "cc_brier",
             cmp.warnings.append(f"{task}: compared on the {len(shared)} shared questions "
                                 f"(BASE has {len(ids_b)}, NEW {len(ids_n)})")
         (tb, lb), (tn, ln) = _aligned_targets(rb, task, shared), _aligned_targets(rn, task, shared)
-        cmp.accuracy.append(_accuracy(task, tb, tn, alpha, n_boot, seed))
+        cmp.accuracy.append(accuracy_change(task, tb, tn, alpha, n_boot, seed))
         task_metrics = [m for m in wanted if not m.startswith("passk_mse@")
                         or int(m.split("@")[1]) <= min(tb.n.min(), tn.n.min())]
         if metrics is None and min(tb.n.min(), tn.n.min()) >= 4 and "passk_mse@4" not in task_metrics:
@@ -290,17 +172,7 @@ def compare_runs(base: str | Path, new: str | Path, *, metric: str = "cc_brier",
                                     f"both runs answered (coverage BASE {np.isfinite(pb).mean():.1%}, "
                                     f"NEW {np.isfinite(pn).mean():.1%})")
             pb, pn = np.where(common, pb, np.nan), np.where(common, pn, np.nan)
-            eb, point_b = prepare(pb, tb, lb, task_metrics)
-            en, point_n = prepare(pn, tn, ln, task_metrics)
-            boot_b = bootstrap_metrics({est: eb}, tb, n_boot, seed)[est] if n_boot else {}
-            boot_n = bootstrap_metrics({est: en}, tn, n_boot, seed)[est] if n_boot else {}
-            for m in task_metrics:
-                b, n_ = point_b.get(m, np.nan), point_n.get(m, np.nan)
-                diff = boot_n[m] - boot_b[m] if m in boot_b and m in boot_n else np.array([])
-                lo, hi = _interval(diff, alpha)
-                verdict = _verdict(m, lo, hi) if np.isfinite(b) and np.isfinite(n_) else "n/a"
-                cmp.changes.append(MetricChange(task=task, estimator=est, metric=m, base=_num(b), new=_num(n_),
-                                                diff=_num(n_ - b), lo=lo, hi=hi, verdict=verdict))
+            cmp.changes += metric_changes(task, est, (pb, tb, lb), (pn, tn, ln), task_metrics, alpha, n_boot, seed)
             why = in_sample_reason(meta_b) or in_sample_reason(meta_n)
             if why:  # an in-sample row never gates, even when asked for by name
                 in_sample.setdefault(est, why)

@@ -7,15 +7,17 @@ that returns one confidence per question (NaN where it failed, with the reason k
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .errors import CapcalError
 from .models.base import Completion, Messages, ModelBackend, SamplingParams
-from .rundir import Targets
+from .targets import Targets
 
 
 @dataclass
@@ -39,6 +41,9 @@ class EstimatorContext:
             :class:`capcal.errors.CapcalError` (e.g. ``DataError``) when the task has no such split.
         sampling: the sampling parameters the stored samples were drawn with (``None`` when unknown);
             estimators that draw more answers of the same kind (consistency) reuse them.
+        registry: the :class:`capcal.registry.Registry` of the run; every name an estimator resolves
+            (templates, a wrapped base estimator) is looked up here. ``None`` means the registry active in
+            this context (:func:`capcal.registry.get_registry`).
     """
 
     task: Any
@@ -53,21 +58,54 @@ class EstimatorContext:
     seed: int = 0
     split_context: Callable[[str], EstimatorContext] | None = None
     sampling: SamplingParams | None = None
+    registry: Any = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, keep) -> EstimatorContext:
-        """This context restricted to the questions at positions ``keep`` (examples, messages, samples,
-        targets), in that order."""
-        from dataclasses import replace
+    def get_registry(self) -> Any:
+        """The run's registry (:attr:`registry`), or the one active in this context when it is ``None``."""
+        if self.registry is not None:
+            return self.registry
+        from .registry import get_registry
 
-        idx = np.asarray(keep, dtype=np.int64)
-        pick = [int(i) for i in idx]
+        return get_registry()
+
+    def render_prompt(self, template: str, **variables: Any) -> Messages:
+        """Render an estimator's Jinja template from the run's template folders to one user message.
+
+        Args:
+            template: file name relative to a registered template folder (``"estimators/verbalized.jinja"``).
+            **variables: the template's variables (sandboxed; an undefined variable is an error).
+
+        Returns:
+            ``[{"role": "user", "content": text}]``, surrounding whitespace stripped.
+
+        Raises:
+            UnknownNameError: no registered template folder holds ``template``.
+            CapcalError: the template uses a variable that was not given.
+        """
+        from .prompts import render_user_prompt
+
+        return render_user_prompt(template, template_dirs=self.get_registry().template_dirs, **variables)
+
+    def other_split(self, split: str) -> EstimatorContext | None:
+        """``split_context(split)``, or ``None`` when the run has no such split (no error raised)."""
+        if self.split_context is None:
+            return None
+        try:
+            return self.split_context(split)
+        except CapcalError:
+            return None
+
+    def subset(self, keep: Sequence[int] | np.ndarray) -> EstimatorContext:
+        """This context restricted to the questions at positions ``keep`` (examples, messages, samples,
+        targets), e.g. to hold out part of a training split."""
+        pick = [int(i) for i in np.asarray(keep, dtype=np.int64)]
         return replace(self, examples=[self.examples[i] for i in pick] if self.examples else [],
-                       messages=[self.messages[i] for i in pick] if self.messages else [],
-                       ids=np.asarray(self.ids)[idx], samples=[self.samples[i] for i in pick] if self.samples else [],
-                       targets=self.targets.take(idx))
+                       messages=[self.messages[i] for i in pick] if self.messages else [], ids=np.asarray(self.ids)[pick],
+                       samples=[self.samples[i] for i in pick] if self.samples else [],
+                       targets=self.targets.take(pick))
 
 
 @dataclass
@@ -110,9 +148,19 @@ class Estimator:
     learns: bool = False
     needs_model: bool = False
 
+    @classmethod
+    def parameter_names(cls) -> list[str]:
+        """The constructor's keyword parameters, in signature order (scikit-learn's convention: every
+        parameter is stored unchanged as an attribute of the same name)."""
+        if cls.__init__ is object.__init__:
+            return []
+        return [p.name for p in inspect.signature(cls.__init__).parameters.values()
+                if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
     def get_params(self) -> dict[str, Any]:
-        """Constructor parameters (public attributes not ending in ``_``), recorded with the output."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_") and not k.endswith("_")}
+        """``{parameter: value}`` for every constructor parameter (:meth:`parameter_names`), recorded with
+        the output. A parameter not stored under its own name is left out."""
+        return {k: getattr(self, k) for k in self.parameter_names() if hasattr(self, k)}
 
     def fit(self, train: EstimatorContext, validation: EstimatorContext | None = None) -> Estimator:
         """Learn from a training split (and select hyper-parameters on ``validation``). Returns ``self``."""

@@ -10,7 +10,7 @@ Input: JSON Lines, one object per line, each with
 Optional: ``finish_reason`` (a string, or a list aligned with a list of responses): why the sample stopped
 (``stop``, ``length``, ``content_filter``, ``error``). A sample that stopped at the token limit (``length``)
 is graded incorrect with reason ``truncated`` and nothing extracted, unless ``grade_truncated`` is set
-(:func:`grade_sample`, DESIGN.md "truncated / empty samples").
+(:func:`capcal.targets.grade_sample`, DESIGN.md "truncated / empty samples").
 
 Other keys are copied through unchanged. Output: the same objects with ``extracted`` (the answer found;
 ``null`` when unparseable), ``correct`` (``true``/``false``) and ``reason`` (``null``, ``"truncated"``,
@@ -33,76 +33,20 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import CapcalError, DataError
+from .jsonio import write_atomic
+from .targets import (  # the grading rules live with the targets stage; re-exported for callers of grading
+    EMPTY,
+    FINISH_ALIASES,
+    FINISH_REASONS,
+    TRUNCATED,
+    grade_responses,
+    grade_sample,
+    normalize_finish_reason,
+    sample_flags,
+)
 
-#: Finish reasons a backend records (``Completion.finish_reason``); ``None`` = not reported.
-FINISH_REASONS = ("stop", "length", "content_filter", "error")
-#: Reasons a sample is graded incorrect without being parsed (see :func:`grade_sample`).
-TRUNCATED, EMPTY = "truncated", "empty"
-
-
-#: Finish reasons some servers report under other names, mapped to the four above.
-FINISH_ALIASES = {"max_tokens": "length", "max_length": "length", "max_new_tokens": "length",
-                  "model_length": "length", "eos": "stop", "eos_token": "stop", "stop_sequence": "stop",
-                  "end_turn": "stop", "tool_calls": "stop", "function_call": "stop"}
-
-
-def normalize_finish_reason(reason: str | None) -> str | None:
-    """The finish reason in capcal's vocabulary (``"max_tokens"`` -> ``"length"``, ``"eos_token"`` -> ``"stop"``);
-    ``None`` and unknown reasons pass through unchanged."""
-    if reason is None:
-        return None
-    key = str(reason).strip().lower()
-    return FINISH_ALIASES.get(key, key)
-
-
-def grade_sample(task: Any, text: str | None, finish_reason: str | None, example: Any,
-                 grade_truncated: bool = False) -> tuple[Any, str | None]:
-    """Grade one sample, reading why it stopped first (DESIGN.md "truncated / empty samples").
-
-    Rules, in order:
-
-    * ``finish_reason == "length"`` (the token limit cut it; server synonyms such as ``max_tokens`` are
-      mapped first, :func:`normalize_finish_reason`): incorrect, nothing extracted, reason
-      ``"truncated"``; the model did not answer within the budget it was given. With ``grade_truncated``
-      the text is graded like a finished one, and the reason stays ``"truncated"`` as a flag.
-    * ``"content_filter"`` or ``"error"``: incorrect, nothing extracted, the finish reason as the reason
-      (the text is not the model's answer).
-    * an empty or blank reply (``""``, ``content: null``): incorrect, reason ``"empty"``.
-    * otherwise the task's grader decides; reason ``None``.
-
-    Args:
-        task: a :class:`capcal.tasks.Task` (its ``grade(response, example)`` is used).
-        text: the reply text (``None`` for ``content: null``).
-        finish_reason: the backend's finish reason, or ``None`` when it reported none.
-        example: the :class:`capcal.tasks.Example`.
-        grade_truncated: grade truncated samples anyway.
-
-    Returns:
-        ``(GradeResult, reason)``.
-    """
-    from .graders import GradeResult
-
-    text = text if isinstance(text, str) else ""
-    finish_reason = normalize_finish_reason(finish_reason)
-    if finish_reason == "length":
-        if not grade_truncated:
-            return GradeResult(None, False), TRUNCATED
-        if not text.strip():
-            return GradeResult(None, False), TRUNCATED
-        return task.grade(text, example), TRUNCATED
-    if finish_reason in ("content_filter", "error"):
-        return GradeResult(None, False), finish_reason
-    if not text.strip():
-        return GradeResult(None, False), EMPTY
-    return task.grade(text, example), None
-
-
-def sample_flags(texts: list[str | None], finish_reasons: list[str | None]) -> tuple[int, int]:
-    """``(truncated, empty)``: how many samples stopped at the token limit, and how many replies are blank."""
-    truncated = sum(normalize_finish_reason(f) == "length" for f in finish_reasons)
-    empty = sum(not (t or "").strip() for t in texts)
-    return truncated, empty
-
+__all__ = ["EMPTY", "FINISH_ALIASES", "FINISH_REASONS", "TRUNCATED", "GradeSummary", "grade_file", "grade_rows",
+           "grade_sample", "normalize_finish_reason", "read_jsonl", "sample_flags"]
 
 @dataclass
 class GradeSummary:
@@ -208,7 +152,7 @@ def grade_rows(task: Any, rows: Iterable[tuple[int, dict]], summary: GradeSummar
             raise DataError(f"{where}: 'response' must be a string or a list of strings")
         finish = _finish_reasons(row.get("finish_reason"), len(responses), many, where)
         example = _example_for(task, row, where)
-        graded = [grade_sample(task, r, f, example, grade_truncated) for r, f in zip(responses, finish, strict=True)]
+        graded = grade_responses(task, example, responses, finish, grade_truncated)
         results = [g for g, _ in graded]
         summary.lines += 1
         summary.rows += len(results)
@@ -270,24 +214,18 @@ def grade_file(task: Any, responses: str | Path, output: str | Path | IO[str] | 
     graded = grade_rows(task, read_jsonl(responses), summary, source=str(responses),
                         grade_truncated=grade_truncated)
 
-    def write_all(stream: IO[str]) -> None:
+    def lines() -> Iterator[str]:
         for row in graded:
-            stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+            yield json.dumps(row, ensure_ascii=False) + "\n"
 
     if output is None:
-        write_all(sys.stdout)
+        sys.stdout.writelines(lines())
     elif hasattr(output, "write"):
-        write_all(output)  # type: ignore[arg-type]
+        output.writelines(lines())  # type: ignore[union-attr]
     else:
-        out_path = Path(output)
-        tmp = out_path.with_name(out_path.name + ".tmp")
+        text = "".join(lines())  # every line graded before anything is written: no torn output file
         try:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                write_all(handle)
-            tmp.replace(out_path)
+            write_atomic(output, text)
         except OSError as exc:
-            raise CapcalError(f"cannot write {out_path}: {exc.strerror or exc}") from None
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+            raise CapcalError(f"cannot write {output}: {exc.strerror or exc}") from None
     return summary

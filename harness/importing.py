@@ -39,8 +39,8 @@ from .errors import CapcalError, DataError, RunDirError
 from .formats import ImportedQuestion, SourceInfo, read_source
 from .matching import match_questions
 from .models.base import SamplingParams
+from .pipeline import Pipeline, TaskSplit, _build_estimator
 from .registry import Registry, get_registry
-from .run import Pipeline, TaskSplit, _build_estimator
 from .runconfig import RunConfig, parse_estimator_spec
 from .rundir import RunDir, Targets, completion_token_count, read_jsonl, write_atomic
 from .store import SampleStore, canonical_json, sample_keys
@@ -385,7 +385,7 @@ def _write_import_config(rd: RunDir, old: dict[str, Any] | None, task: Any, spli
 
 # -- estimators and results on an imported run ------------------------------------------------------------
 class ImportedPipeline(Pipeline):
-    """The estimator and results stages of :class:`capcal.run.Pipeline` on an imported run.
+    """The estimator and results stages of :class:`capcal.pipeline.Pipeline` on an imported run.
 
     Nothing is sampled: every split comes from its ``targets.jsonl`` and the samples in ``samples.sqlite``.
     Estimators that need no model work as on a sampled run (consistency reuses the stored samples and flags

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import jinja2
 from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from .errors import CapcalError
+from .errors import CapcalError, UnknownNameError
 
 Messages = list[dict[str, str]]
 
@@ -40,9 +41,50 @@ class ExpressionError(CapcalError):
     """A field expression of a task spec does not compile, or fails on a row."""
 
 
-def _environment(loader: jinja2.BaseLoader | None = None) -> SandboxedEnvironment:
-    return SandboxedEnvironment(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                                lstrip_blocks=True, keep_trailing_newline=False, autoescape=False)
+def _environment(loader: jinja2.BaseLoader | None = None, trim: bool = True) -> SandboxedEnvironment:
+    return SandboxedEnvironment(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=trim,
+                                lstrip_blocks=trim, keep_trailing_newline=False, autoescape=False)
+
+
+@lru_cache(maxsize=8)
+def _estimator_environment(dirs: tuple[str, ...]) -> SandboxedEnvironment:
+    # estimator prompts render whole, without block trimming (their text is part of cached completions' keys)
+    return _environment(jinja2.FileSystemLoader(list(dirs)), trim=False)
+
+
+def render_user_prompt(template: str, *, template_dirs: Sequence[str | Path], **variables: Any) -> Messages:
+    """Render an estimator's template (sandboxed, undefined variables are errors) to one user message.
+
+    Estimators call it through :meth:`capcal.estimators.EstimatorContext.render_prompt`, which passes the
+    run's template folders.
+
+    Args:
+        template: file name relative to a template folder (``"estimators/verbalized.jinja"``).
+        template_dirs: folders searched in order (a registry's ``template_dirs``); capcal's own
+            ``templates/`` is always searched last.
+        **variables: the template's variables.
+
+    Returns:
+        ``[{"role": "user", "content": text}]`` with surrounding whitespace stripped.
+
+    Raises:
+        UnknownNameError: no folder holds ``template`` (the message lists the templates there are).
+        CapcalError: the template uses a variable that was not given.
+    """
+    from .resources import resource_path
+
+    dirs = [str(d) for d in template_dirs]
+    own = str(resource_path("templates"))
+    if own not in dirs:
+        dirs.append(own)
+    try:
+        text = _estimator_environment(tuple(dirs)).get_template(template).render(**variables)
+    except jinja2.TemplateNotFound:
+        known = sorted(str(p.relative_to(d)) for d in map(Path, dirs) for p in d.rglob("*.jinja"))
+        raise UnknownNameError("template", template, known) from None
+    except jinja2.UndefinedError as exc:
+        raise CapcalError(f"template {template!r}: {exc.message}") from None
+    return [{"role": "user", "content": text.strip()}]
 
 
 _EXPR_ENV = _environment()

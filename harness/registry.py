@@ -1,13 +1,24 @@
 """The plugin manager and the registry of names (tasks, graders, estimators, models, template dirs).
 
-Plugins are found through the ``capcal`` entry-point group. A plugin that fails to import is recorded in
-:attr:`Registry.plugin_errors` with its distribution name and does not stop the others from loading.
+capcal's own plugins (:data:`BUILTIN_PLUGINS`) are registered in-process, from that one list, the way
+pytest registers its default plugins: a source checkout that was never installed has every built-in.
+Third-party plugins are found through the ``capcal`` entry-point group. A plugin that fails to import is
+recorded in :attr:`Registry.plugin_errors` with its distribution name and does not stop the others.
+
+A registry is passed explicitly: :func:`capcal.run` takes one, hands it to every
+:class:`capcal.estimators.EstimatorContext` (``ctx.registry``) and to graders whose factory takes a
+``registry`` argument (the judge's fallback). :func:`get_registry` returns the registry active in the
+current context (see :meth:`Registry.activate`), else a process-wide default built on first use.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import importlib
 import importlib.metadata as md
-from collections.abc import Callable, Iterable
+import inspect
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,9 +27,15 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import CapcalError, SpecError, UnknownNameError
+from .errors import SpecError, UnknownNameError, build_from_options
 
 ENTRY_POINT_GROUP = "capcal"
+
+#: capcal's own plugins, registered in-process by every :class:`Registry` (the only list of built-ins):
+#: tasks, templates, graders and model backends (``capcal.builtin``), and the estimators.
+BUILTIN_PLUGINS: tuple[str, ...] = ("capcal.builtin", "capcal.estimators_contrib.plugin")
+#: The distribution name built-in plugins are recorded under.
+BUILTIN_DISTRIBUTION = "capcal"
 
 
 @dataclass(frozen=True)
@@ -41,21 +58,39 @@ class Registry:
     """Answers which tasks, graders, estimators, models and template directories exist.
 
     Args:
-        entry_points: load plugins from the ``capcal`` entry-point group (default ``True``).
+        entry_points: load third-party plugins from the ``capcal`` entry-point group (default ``True``).
+            The built-ins are registered in-process either way.
         plugins: extra plugin modules or objects to register directly (tests, notebooks).
+        builtins: register capcal's own plugins (default ``True``; ``False`` gives a registry with only
+            ``plugins`` and the entry points, for testing a plugin alone).
 
     Lookups (``task``, ``grader``, ``estimator``, ``model``) raise :class:`UnknownNameError`, whose message
     names the close matches.
     """
 
-    def __init__(self, entry_points: bool = True, plugins: Iterable[Any] = ()):
+    def __init__(self, entry_points: bool = True, plugins: Iterable[Any] = (), builtins: bool = True):
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.plugin_errors: list[PluginError] = []
         self._plugin_dist: dict[str, str] = {}
+        if builtins:
+            for module in BUILTIN_PLUGINS:
+                self._register(importlib.import_module(module))
         if entry_points:
             self._load_entry_points()
         for plugin in plugins:
+            self._register(plugin)
+
+    def _register(self, plugin: Any) -> None:
+        """Register ``plugin`` once; a built-in module (also when passed in ``plugins``) counts as capcal's own."""
+        if self.pm.is_registered(plugin):
+            return
+        module = getattr(plugin, "__name__", None)
+        if module in BUILTIN_PLUGINS:
+            name = f"{BUILTIN_DISTRIBUTION}:{module}"
+            self.pm.register(plugin, name=name)
+            self._plugin_dist[name] = BUILTIN_DISTRIBUTION
+        else:
             self.pm.register(plugin)
 
     # -- plugin loading -------------------------------------------------------------------------
@@ -64,6 +99,8 @@ class Registry:
         for ep in md.entry_points(group=ENTRY_POINT_GROUP):
             dist = ep.dist.name if ep.dist is not None else "?"
             if (ep.name, ep.value) in seen:  # the same distribution visible twice on sys.path
+                continue
+            if ep.value in BUILTIN_PLUGINS:  # registered in-process (an older install still declares them)
                 continue
             seen.add((ep.name, ep.value))
             try:
@@ -106,7 +143,7 @@ class Registry:
         own: list[Path] = []
         theirs: list[Path] = []
         for plugin_name, items in reversed(self._collect("capcal_register_template_dirs")):
-            target = own if self._plugin_dist.get(plugin_name) == "capcal" else theirs
+            target = own if self._plugin_dist.get(plugin_name) == BUILTIN_DISTRIBUTION else theirs
             target.extend(Path(d) for d in items)
         return theirs + own
 
@@ -183,10 +220,17 @@ class Registry:
         return Task(self.task_spec(name), registry=self, data_dir=data_dir)
 
     def grader(self, name: str, **options: Any):
-        """Build the grader ``name`` with ``options``."""
+        """Build the grader ``name`` with ``options``.
+
+        A grader whose class (or factory) takes a ``registry`` parameter receives this registry, so that
+        the names it resolves (the judge's fallback grader) come from the same plugins.
+        """
         if name not in self.graders:
             raise UnknownNameError("grader", name, self.graders)
-        return self.graders[name](**options)
+        factory = self.graders[name]
+        if "registry" not in options and _takes_registry(getattr(factory, "grader_class", factory)):
+            options = {**options, "registry": self}
+        return factory(**options)
 
     def estimator_class(self, name: str) -> type:
         if name not in self.estimators:
@@ -197,18 +241,40 @@ class Registry:
         """Create the model backend ``name`` with ``model_args``."""
         if name not in self.models:
             raise UnknownNameError("model", name, self.models)
+        return build_from_options(self.models[name], model_args, where=f"model {name!r}", noun="--model_args",
+                                  quote=False)
+
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator[Registry]:
+        """Make this the registry :func:`get_registry` returns inside the ``with`` block (this thread and
+        context only); :func:`capcal.run` activates the registry it was given while it runs."""
+        token = _active.set(self)
         try:
-            return self.models[name](**model_args)
-        except TypeError as exc:
-            raise CapcalError(f"model {name!r}: bad --model_args: {exc}") from None
+            yield self
+        finally:
+            _active.reset(token)
+
+
+def _takes_registry(factory: Callable[..., Any]) -> bool:
+    try:
+        param = inspect.signature(factory).parameters.get("registry")
+    except (TypeError, ValueError):
+        return False
+    return param is not None and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
 
 
 _default: Registry | None = None
+_active: contextvars.ContextVar[Registry | None] = contextvars.ContextVar("capcal_registry", default=None)
 
 
 def get_registry(refresh: bool = False) -> Registry:
-    """The process-wide registry built from installed entry points (cached; ``refresh`` rebuilds it)."""
+    """The registry active in this context (:meth:`Registry.activate`), else the process-wide one built
+    from the built-ins and the installed entry points (cached; ``refresh`` rebuilds it)."""
     global _default
+    active = _active.get()
+    if active is not None and not refresh:
+        return active
     if _default is None or refresh:
         _default = Registry()
     return _default

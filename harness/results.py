@@ -4,16 +4,14 @@ The document is described in ``docs/results-schema.md`` and validated against
 ``capcal/schema/results.schema.json`` (JSON Schema, draft 2020-12) both when it is written and when it is
 read. The leaderboard and every other report are rendered from this file, never from in-memory state.
 
-The metric catalogue (:data:`METRIC_DIRECTIONS`, :func:`metric_direction`) lives here too, because the
-suites, the leaderboard and the comparison all need to know whether a larger value is better.
+The metric names the schema accepts are those of :mod:`capcal.metric_catalogue` (``metric_direction``,
+``metric_title`` and ``is_known_metric`` are re-exported from there).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
-import re
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -23,83 +21,39 @@ import jsonschema
 import numpy as np
 
 from .errors import RunDirError
+from .jsonio import clean_json, write_atomic
+from .metric_catalogue import METRICS, is_known_metric, metric_direction, metric_title, schema_property_names
 from .runconfig import redact_secrets
-from .rundir import RunDir, write_atomic
+from .rundir import RunDir
+
+__all__ = ["METRIC_DIRECTIONS", "METRIC_TITLES", "SCHEMA_VERSION", "ResultsError", "analyze_run", "build_results", "clean_json",
+           "is_known_metric", "load_results", "metric_direction", "metric_title", "results_schema",
+           "validate_results", "write_results"]
 
 #: Version of the results document this capcal writes and reads. Bump on any incompatible change.
 SCHEMA_VERSION = 1
 
-#: +1: larger is better; -1: smaller is better; 0: a property of the targets, not of the estimator.
-METRIC_DIRECTIONS: dict[str, int] = {
-    "cc_brier": -1, "rc_brier": -1, "cc_ece": -1, "rc_ece": -1, "cc_mce": -1, "rc_mce": -1,
-    "cc_logloss": -1, "rc_logloss": -1, "pearson": 1, "spearman": 1, "auroc": 1, "auroc_samples": 1,
-    "cc_reliability": -1, "cc_resolution": 1, "cc_uncertainty": 0,
-    "rc_reliability": -1, "rc_resolution": 1, "rc_uncertainty": 0,
-    "budget_gain": 1,
-    "cc_aurc": -1, "rc_aurc": -1, "cc_prr": 1, "rc_prr": 1,
-}
-_PASSK_MSE = re.compile(r"^passk_mse@(\d+)$")
-
-#: Human-readable column titles of the metrics.
-METRIC_TITLES: dict[str, str] = {
-    "cc_brier": "CC-Brier", "rc_brier": "RC-Brier", "cc_ece": "CC-ECE", "rc_ece": "RC-ECE",
-    "cc_mce": "CC-MCE", "rc_mce": "RC-MCE", "cc_logloss": "CC-NLL", "rc_logloss": "RC-NLL",
-    "pearson": "Pearson", "spearman": "Spearman", "auroc": "AUROC", "auroc_samples": "AUROC (samples)",
-    "budget_gain": "Budget gain",
-    "cc_aurc": "CC-AURC", "rc_aurc": "RC-AURC", "cc_prr": "CC-PRR", "rc_prr": "RC-PRR",
-}
+#: ``{metric: direction}`` of the catalogue's plain metrics (kept for callers of earlier versions).
+METRIC_DIRECTIONS: dict[str, int] = {m.name: m.direction for m in METRICS if not m.is_family}
+#: ``{metric: column title}`` of the catalogue's plain metrics.
+METRIC_TITLES: dict[str, str] = {m.name: m.title for m in METRICS if not m.is_family}
 
 
 class ResultsError(RunDirError):
     """A results document that cannot be used: missing, corrupt, of another schema version, or invalid."""
 
 
-def metric_direction(name: str) -> int:
-    """Whether a larger value of metric ``name`` is better (+1), worse (-1) or neither (0).
-
-    Raises:
-        KeyError: for a name that is not a metric of the results schema.
-    """
-    if name in METRIC_DIRECTIONS:
-        return METRIC_DIRECTIONS[name]
-    if _PASSK_MSE.match(name):
-        return -1
-    raise KeyError(name)
-
-
-def is_known_metric(name: str) -> bool:
-    """True for the metric names of the results schema (``passk_mse@K`` for any integer K)."""
-    return name in METRIC_DIRECTIONS or bool(_PASSK_MSE.match(name))
-
-
-def metric_title(name: str) -> str:
-    """Column title of a metric (``"cc_brier"`` -> ``"CC-Brier"``, ``"passk_mse@4"`` -> ``"pass@4 MSE"``)."""
-    m = _PASSK_MSE.match(name)
-    if m:
-        return f"pass@{m.group(1)} MSE"
-    return METRIC_TITLES.get(name, name)
-
-
 @lru_cache(maxsize=1)
 def results_schema() -> dict[str, Any]:
-    """The JSON Schema of the results document (``capcal/schema/results.schema.json``)."""
+    """The JSON Schema of the results document (``capcal/schema/results.schema.json``).
+
+    The names a ``metrics`` object may hold are set from :mod:`capcal.metric_catalogue` (exactly its
+    metrics and family instances), so the file cannot drift from the catalogue.
+    """
     path = Path(__file__).resolve().parent / "schema" / "results.schema.json"
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def clean_json(obj: Any) -> Any:
-    """Convert numpy scalars/arrays, tuples and non-finite floats (-> ``None``) into plain JSON values."""
-    if isinstance(obj, dict):
-        return {str(k): clean_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean_json(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return clean_json(obj.tolist())
-    if isinstance(obj, np.generic):
-        return clean_json(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema["$defs"]["metrics"]["propertyNames"] = schema_property_names()
+    return schema
 
 
 def _model_record(config: dict[str, Any]) -> dict[str, Any]:
@@ -304,6 +258,47 @@ def build_results(run_dir: str | Path | RunDir, analysis_by_task: dict[str, dict
     return doc
 
 
+def analyze_run(run_dir: str | Path | RunDir, **kwargs) -> dict[str, dict]:
+    """Analyse every task of a run directory (targets and every estimator's output).
+
+    Reads the arrays of each task from the run directory and hands them to the pure
+    :func:`capcal.analysis.analyze`.
+
+    Args:
+        run_dir: the run directory (see :mod:`capcal.rundir`).
+        **kwargs: passed to :func:`capcal.analysis.analyze` (``n_boot``, ``seed``, ``ks``, ``budgets``, ``reference``, ...).
+
+    Returns:
+        ``{task: analysis}`` for every task with targets, sorted by task name; when ``config.json`` names the
+        run's tasks and estimators, files of other tasks or estimators (left by an earlier configuration
+        of a re-used directory) are ignored.
+
+    Raises:
+        RunDirError: the directory does not exist or holds no task targets.
+    """
+    from .analysis import analyze  # numpy/scipy-heavy: loading a results document does not need it
+
+    rd = RunDir(run_dir)
+    if not rd.path.is_dir():
+        raise RunDirError(f"run directory {rd.path} does not exist")
+    tasks = rd.tasks()
+    # A re-used run directory may hold files of an earlier configuration: keep what config.json names.
+    config = rd.config if rd.config_path.exists() else {}
+    if config.get("tasks"):
+        tasks = [t for t in tasks if t in config["tasks"]]
+    if not tasks:
+        raise RunDirError(f"{rd.path}: no task has targets yet (tasks/<task>/targets.jsonl)")
+    out = {}
+    for task in tasks:
+        targets = rd.targets(task)
+        names = rd.estimators(task)
+        if "estimators" in config:  # imported confidences (capcal import --confidences) are always kept
+            names = [n for n in names if n in config["estimators"] or rd.is_imported_estimator(task, n)]
+        conf = {name: rd.estimator_output(task, name, targets.ids)[0] for name in names}
+        out[task] = analyze(targets, conf, **kwargs)
+    return out
+
+
 def write_results(run_dir: str | Path | RunDir, analysis_by_task: dict[str, dict[str, Any]] | None = None,
                   n_boot: int = 1000, seed: int = 0) -> Path:
     """Compute (if needed) and write ``RUN/results.json`` atomically; return its path.
@@ -311,14 +306,12 @@ def write_results(run_dir: str | Path | RunDir, analysis_by_task: dict[str, dict
     Args:
         run_dir: the run directory.
         analysis_by_task: per-task analyses; when ``None`` they are computed by
-            ``capcal.analysis.analyze_run(run_dir, n_boot=n_boot, seed=seed, selective_curves=True)``.
+            :func:`analyze_run` ``(run_dir, n_boot=n_boot, seed=seed, selective_curves=True)``.
         n_boot: bootstrap resamples (only used when computing the analysis here).
         seed: bootstrap seed (same).
     """
     rd = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     if analysis_by_task is None:
-        from .analysis import analyze_run
-
         analysis_by_task = analyze_run(rd, n_boot=n_boot, seed=seed, selective_curves=True)
     doc = build_results(rd, analysis_by_task)
     write_atomic(rd.results_path, json.dumps(doc, indent=1, sort_keys=True, allow_nan=False) + "\n")

@@ -1,7 +1,7 @@
-"""The configuration of one run (:class:`RunConfig`): what ``capcal run`` parses and ``capcal.run.run`` takes.
+"""The configuration of one run (:class:`RunConfig`): what ``capcal run`` parses and ``capcal.run`` takes.
 
 Everything here is plain data plus validation; resolving against tasks and suites happens in
-:mod:`capcal.run`. Also home of the two small recipes that the pipeline and the tests share:
+:mod:`capcal.pipeline`. Also home of the two small recipes that the pipeline and the tests share:
 :func:`derive_seed` (per-sample seeds) and :func:`redact_secrets` (what ``config.json`` may contain).
 """
 

@@ -20,165 +20,22 @@ each file is documented in ``docs/run-directory.md``.
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import RunDirError
+from .jsonio import read_jsonl as _read_jsonl
+from .jsonio import write_atomic, write_json, write_jsonl
+from .targets import Targets, completion_token_count
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder, fsync, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write rows as JSON Lines atomically (NaN is written as ``null``)."""
-    write_atomic(path, "".join(json.dumps(_jsonable(r), ensure_ascii=False) + "\n" for r in rows))
+__all__ = ["RunDir", "Targets", "completion_token_count", "read_jsonl", "write_atomic", "write_jsonl"]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Read JSON Lines; a malformed line raises :class:`RunDirError` naming file and line number."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise RunDirError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-    return rows
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    return obj
-
-
-def completion_token_count(record: dict[str, Any]) -> int | None:
-    """Generated tokens of one stored sample (a ``Completion`` as a dict), ``None`` when unknown.
-
-    The backend's own count (``completion_tokens``) when it gave one, else the number of returned tokens
-    (present when logprobs were asked for), else ``None``.
-    """
-    count = record.get("completion_tokens")
-    if isinstance(count, (int, float)) and not isinstance(count, bool):
-        return int(count)
-    tokens = record.get("tokens")
-    return len(tokens) if isinstance(tokens, list) else None
-
-
-@dataclass
-class Targets:
-    """Per-question targets of one task, as arrays aligned on ``ids``.
-
-    Attributes:
-        ids: (Q,) question ids (str).
-        n: (Q,) number of graded samples per question.
-        c: (Q,) number of correct samples.
-        designated: (Q,) index of the designated sample whose correctness is the response target.
-        labels: (Q, n_max) per-sample correctness as float 0/1, NaN where a question has fewer samples.
-        extracted: per question, the list of extracted answers (``None`` where extraction failed).
-        n_truncated: (Q,) samples that stopped at the token limit (finish reason ``length``); zeros when the
-            rows predate finish reasons.
-        n_empty: (Q,) samples whose reply was empty or blank.
-        reasons: per question, per sample, why it was graded without parsing (``"truncated"``, ``"empty"``,
-            ``"content_filter"``, ``"error"``) or ``None``.
-    """
-
-    ids: np.ndarray
-    n: np.ndarray
-    c: np.ndarray
-    designated: np.ndarray
-    labels: np.ndarray
-    extracted: list[list[str | None]] = field(default_factory=list)
-    n_truncated: np.ndarray | None = None
-    n_empty: np.ndarray | None = None
-    reasons: list[list[str | None]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        q = len(self.ids)
-        if self.n_truncated is None:
-            self.n_truncated = np.zeros(q, np.int64)
-        if self.n_empty is None:
-            self.n_empty = np.zeros(q, np.int64)
-
-    def take(self, idx) -> Targets:
-        """The targets of the questions at positions ``idx`` (in that order)."""
-        idx = np.asarray(idx, dtype=np.int64)
-        return Targets(ids=np.asarray(self.ids)[idx], n=np.asarray(self.n)[idx], c=np.asarray(self.c)[idx],
-                       designated=np.asarray(self.designated)[idx], labels=np.asarray(self.labels)[idx],
-                       extracted=[self.extracted[i] for i in idx] if self.extracted else [],
-                       n_truncated=np.asarray(self.n_truncated)[idx], n_empty=np.asarray(self.n_empty)[idx],
-                       reasons=[self.reasons[i] for i in idx] if self.reasons else [])
-
-    @property
-    def truncation_rate(self) -> float:
-        """Share of all graded samples that stopped at the token limit (NaN without samples)."""
-        total = int(np.sum(self.n))
-        return float(np.sum(self.n_truncated)) / total if total else float("nan")
-
-    @property
-    def empty_rate(self) -> float:
-        """Share of all graded samples whose reply was empty or blank (NaN without samples)."""
-        total = int(np.sum(self.n))
-        return float(np.sum(self.n_empty)) / total if total else float("nan")
-
-    @property
-    def mu(self) -> np.ndarray:
-        """(Q,) capability target c / n."""
-        return self.c / self.n
-
-    @property
-    def r(self) -> np.ndarray:
-        """(Q,) response target: correctness of the designated sample."""
-        return self.labels[np.arange(len(self.ids)), self.designated]
-
-    @classmethod
-    def from_rows(cls, rows: list[dict[str, Any]]) -> Targets:
-        """Build from ``targets.jsonl`` rows (``id``, ``correct`` list, ``designated``, ``extracted``)."""
-        q = len(rows)
-        n_max = max((len(r["correct"]) for r in rows), default=0)
-        labels = np.full((q, n_max), np.nan)
-        for i, row in enumerate(rows):
-            labels[i, : len(row["correct"])] = row["correct"]
-        n = np.array([len(r["correct"]) for r in rows], dtype=np.int64)
-        return cls(
-            ids=np.array([str(r["id"]) for r in rows], dtype=object),
-            n=n,
-            c=np.nansum(labels, axis=1).astype(np.int64) if q else np.zeros(0, np.int64),
-            designated=np.array([int(r.get("designated", 0)) for r in rows], dtype=np.int64),
-            labels=labels,
-            extracted=[list(r.get("extracted", [])) for r in rows],
-            n_truncated=np.array([int(r.get("n_truncated", 0)) for r in rows], dtype=np.int64),
-            n_empty=np.array([int(r.get("n_empty", 0)) for r in rows], dtype=np.int64),
-            reasons=[list(r.get("reasons") or [None] * len(r["correct"])) for r in rows],
-        )
+    return _read_jsonl(path, error=RunDirError)
 
 
 class RunDir:
@@ -285,7 +142,7 @@ class RunDir:
 
     # -- writing -----------------------------------------------------------------------------------
     def write_config(self, config: dict[str, Any]) -> None:
-        write_atomic(self.config_path, json.dumps(_jsonable(config), indent=2, sort_keys=True) + "\n")
+        write_json(self.config_path, config)
 
     def write_targets(self, task: str, rows: list[dict[str, Any]], split: str = "eval") -> None:
         write_jsonl(self.targets_path(task, split), rows)
@@ -320,7 +177,7 @@ class RunDir:
         return self.task_dir(task) / "forced_format.json"
 
     def write_forced_format(self, task: str, record: dict[str, Any]) -> None:
-        write_atomic(self.forced_format_path(task), json.dumps(_jsonable(record), indent=1, sort_keys=True) + "\n")
+        write_json(self.forced_format_path(task), record, indent=1)
 
     def forced_format(self, task: str) -> dict[str, Any] | None:
         """The record written by ``--forced-format both`` for ``task``, or ``None``."""
@@ -332,5 +189,4 @@ class RunDir:
         rows = [{"id": str(i), "confidence": None if not np.isfinite(p) else float(p), "reason": why}
                 for i, p, why in zip(ids, np.asarray(confidence, dtype=float), reasons, strict=True)]
         write_jsonl(self.estimator_path(task, name), rows)
-        write_atomic(self.estimator_path(task, name).with_suffix(".meta.json"),
-                     json.dumps(_jsonable(meta or {}), indent=2, sort_keys=True) + "\n")
+        write_json(self.estimator_path(task, name).with_suffix(".meta.json"), meta or {})

@@ -259,13 +259,13 @@ def run_study(plan: StudyPlan, output: str | Path, summaries: str | Path, comman
         command: the command line recorded in the summaries and the report.
         registry: plugin registry (default: the installed plugins).
         log: where progress lines go.
-        run_fn: the pipeline entry point (default :func:`capcal.run.run`).
+        run_fn: the pipeline entry point (default :func:`capcal.run`).
 
     Returns:
         The summary paths written, in run order.
     """
+    from .pipeline import run as run_pipeline
     from .registry import get_registry
-    from .run import run as run_pipeline
     from .runconfig import RunConfig
     from .store import SampleStore
 

@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 
 from .errors import CapcalError, SpecError, UnknownNameError
+from .metric_catalogue import is_known_metric
 from .resources import resource_path
-from .results import is_known_metric
 
 _VERSION_RE = re.compile(r"^\d+(\.\d+)*$")
 _SUITE_KEYS = {"version", "description", "tasks", "estimators", "headline_metrics"}

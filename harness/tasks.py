@@ -71,7 +71,8 @@ class Task:
 
     Args:
         spec: the task spec.
-        registry: the registry giving graders and template directories (default: the process-wide one).
+        registry: the :class:`capcal.registry.Registry` giving graders and template directories
+            (``Registry.task(name)`` passes itself).
         data_dir: mirror directory (default ``$CAPCAL_DATA_DIR``, else the hub).
 
     Raises:
@@ -79,11 +80,7 @@ class Task:
             the grader rejects ``grader.options``.
     """
 
-    def __init__(self, spec: TaskSpec, registry: Any = None, data_dir: str | Path | None = None):
-        if registry is None:
-            from .registry import get_registry
-
-            registry = get_registry()
+    def __init__(self, spec: TaskSpec, registry: Any, data_dir: str | Path | None = None):
         check_spec(spec, registry)
         self.spec = spec
         self.name = spec.name

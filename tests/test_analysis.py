@@ -9,8 +9,9 @@ from collections import Counter
 import numpy as np
 import pytest
 from capcal import metrics as M
-from capcal.analysis import METRIC_NAMES, analyze, analyze_run
+from capcal.analysis import METRIC_NAMES, analyze
 from capcal.errors import CapcalError, DataError, RunDirError, UnknownNameError
+from capcal.results import analyze_run
 from capcal.rundir import RunDir, Targets
 from metrics_fixtures import graded_fixture  # noqa: F401  (session fixture "graded")
 from sklearn.metrics import brier_score_loss, roc_auc_score

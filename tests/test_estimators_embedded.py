@@ -41,10 +41,10 @@ class _SmallBuiltins:
 @pytest.fixture(scope="module")
 def embedded_run(tmp_path_factory, data_dir, embedded_backend):
     from capcal import builtin
-    from capcal.run import run
+    from capcal.pipeline import run
     from capcal.runconfig import RunConfig
 
-    registry = Registry(entry_points=False, plugins=[builtin, _SmallBuiltins()])
+    registry = Registry(entry_points=False, builtins=False, plugins=[builtin, _SmallBuiltins()])
     out = tmp_path_factory.mktemp("est") / "run"
     cfg = RunConfig(output=out, tasks=["gsm8k", "mmlu"], k=2, limit=2, max_tokens=4, train_limit=4,
                     estimators=sorted(BUILTIN_ESTIMATORS), data_dir=data_dir, bootstrap=10, progress=False)

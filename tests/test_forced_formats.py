@@ -26,7 +26,7 @@ from capcal.forced_formats import (
     grammar,
 )
 from capcal.graders import BUILTIN_GRADERS
-from capcal.run import forced_twins
+from capcal.pipeline import forced_twins
 from capcal.runconfig import RunConfig
 from run_fixtures import capcal
 from stub_server import StubServer

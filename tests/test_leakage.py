@@ -15,9 +15,9 @@ from capcal.errors import SpecError
 from capcal.estimators import Estimator, EstimatorOutput
 from capcal.hookspecs import hookimpl
 from capcal.leakage import LeakageError, check_estimator_leakage, overlap, question_text, without_scored
+from capcal.pipeline import Pipeline
 from capcal.registry import Registry
 from capcal.report import load_leaderboard, render
-from capcal.run import Pipeline
 from capcal.runconfig import RunConfig
 from capcal.rundir import RunDir
 from capcal.taskspec import load_spec

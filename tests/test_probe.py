@@ -102,8 +102,8 @@ def test_fit_refuses_the_evaluation_split(tmp_path):
 
 @pytest.mark.model
 def test_no_evaluation_question_reaches_fit_in_a_real_run(tmp_path, data_dir, embedded_backend, monkeypatch):
+    from capcal.pipeline import run
     from capcal.registry import get_registry
-    from capcal.run import run
     from capcal.runconfig import RunConfig
 
     seen: dict[str, list[str]] = {}

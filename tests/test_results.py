@@ -99,7 +99,7 @@ def test_curves_and_bins_present(run):
 
 
 def test_given_analysis_is_used_as_is(run, tmp_path):
-    from capcal.analysis import analyze_run
+    from capcal.results import analyze_run
 
     analysis = analyze_run(run.path, n_boot=0, seed=3)
     doc = build_results(run, analysis, created="2026-01-02T03:04:05Z")

@@ -144,7 +144,7 @@ def test_bad_input_is_a_one_line_error(runs, capsys, extra, message):
 def test_route_on_two_embedded_model_runs(tmp_path, data_dir, embedded_backend, capsys):
     """Two real runs of SmolLM2 on the same mmlu questions (temperature 1.0 and 0.5): token counts are
     recorded by the run, and ``capcal route`` scores routing between them."""
-    from capcal.run import run
+    from capcal.pipeline import run
     from capcal.runconfig import RunConfig
 
     rds = []

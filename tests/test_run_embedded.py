@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 from capcal.models.base import Completion
+from capcal.pipeline import Pipeline, run
 from capcal.registry import get_registry
 from capcal.results import load_results
-from capcal.run import Pipeline, run
 from capcal.runconfig import RunConfig, derive_seed
 from capcal.store import SampleStore
 from model_fixtures import embedded_backend_fixture  # noqa: F401  (registers "embedded_backend")

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 from capcal.errors import CapcalError, UnknownNameError
-from capcal.run import run
+from capcal.pipeline import run
 from capcal.runconfig import RunConfig, derive_seed, is_secret_name, redact_secrets
 from run_fixtures import capcal
 

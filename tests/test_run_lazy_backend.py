@@ -11,8 +11,8 @@ import json
 
 from capcal import hookimpl
 from capcal.models.openai_backend import OpenAIBackend
+from capcal.pipeline import run
 from capcal.registry import Registry
-from capcal.run import run
 from capcal.runconfig import RunConfig
 from stub_server import StubServer
 

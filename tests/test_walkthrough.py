@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from capcal.cli import build_parser, main
 from capcal.errors import CapcalError
-from capcal.run import run
+from capcal.pipeline import run
 from capcal.runconfig import RunConfig
 
 

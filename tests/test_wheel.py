@@ -1,4 +1,5 @@
-"""Packaging: the wheel carries tasks, templates and registry.yaml, and works outside the source checkout.
+"""Packaging: the wheel carries the task specs (at capcal/task_specs/, apart from the module capcal.tasks),
+templates and registry.yaml, and works outside the source checkout.
 
 The wheel is built from a copy of the working tree, installed into a fresh virtual environment (its
 dependencies borrowed from the test environment through a ``.pth`` path, so nothing is downloaded), and
@@ -65,8 +66,8 @@ def test_wheel_contents(wheel_venv):
     tops = {n.split("/")[0] for n in names}
     assert tops == {"capcal", "capcal-0.1.0.dist-info"}  # no generic top-level module such as `tasks`
     for name in SEVEN:
-        assert f"capcal/tasks/{name}/{name}.yaml" in names
-        assert f"capcal/tasks/{name}/README.md" in names
+        assert f"capcal/task_specs/{name}/{name}.yaml" in names
+        assert f"capcal/task_specs/{name}/README.md" in names
     for template in ("gsm8k.jinja", "mmlu.jinja", "multiple_choice.jinja", "short_answer.jinja",
                      "math_boxed.jinja", "integer_boxed.jinja"):
         assert f"capcal/templates/{template}" in names

@@ -1,6 +1,6 @@
 """``capcal run``: sample k answers per question, grade them, run estimators, write results.
 
-Argument parsing and messages only; the work is :func:`capcal.run.run`. Flag names follow
+Argument parsing and messages only; the work is :func:`capcal.run`. Flag names follow
 lm-evaluation-harness where one fits (``--model``, ``--model_args``, ``--tasks``, ``--limit``,
 ``--output_path``, ``--seed``, ``--max_gen_toks``).
 """
@@ -134,7 +134,7 @@ def parse_rate_lines(rd, task: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..run import Pipeline
+    from ..pipeline import Pipeline
 
     pipeline = Pipeline(config_from_args(args))
     rd = pipeline.run()

@@ -43,11 +43,12 @@ def load_task(name_or_path: str, registry: Any, data_dir: str | None = None):
 
 def gold_text(fields: dict) -> str:
     """The gold answer as shown to a person: the answer, the option text for letters, the aliases."""
+    from ..tasks import LETTERS
+
     gold = str(fields.get("answer", ""))
     choices = fields.get("choices")
-    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    if choices and len(gold) == 1 and gold in letters and letters.index(gold) < len(choices):
-        gold += f") {choices[letters.index(gold)]}"
+    if choices and len(gold) == 1 and gold in LETTERS and LETTERS.index(gold) < len(choices):
+        gold += f") {choices[LETTERS.index(gold)]}"
     aliases = fields.get("aliases")
     if aliases and list(aliases) != [fields.get("answer")]:
         gold += f"   (aliases: {' | '.join(map(str, aliases))})"

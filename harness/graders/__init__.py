@@ -16,10 +16,10 @@ options the grader takes. ``docs/grading.md`` states every grader's rules.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import build_from_options
 from ._base import Grader, GradeResult, GraderOptionError
 from .choice import MultipleChoiceGrader
 from .integer import IntegerGrader
@@ -31,15 +31,9 @@ from .short_answer import ShortAnswerGrader
 
 def _factory(name: str, cls: type[Grader]) -> Callable[..., Grader]:
     """A factory for ``cls`` that turns unknown or missing options into one-line GraderOptionErrors."""
-    signature = inspect.signature(cls)
 
     def build(**options: Any) -> Grader:
-        try:
-            signature.bind(**options)
-        except TypeError as exc:
-            accepted = ", ".join(signature.parameters) or "none"
-            raise GraderOptionError(f"grader {name!r}: {exc} (options it takes: {accepted})") from None
-        return cls(**options)
+        return build_from_options(cls, options, where=f"grader {name!r}", error=GraderOptionError)
 
     build.__name__ = f"build_{name}"
     build.__doc__ = f"Build the {name!r} grader ({cls.__name__}) from its options.\n\n{cls.__doc__ or ''}"

@@ -67,6 +67,8 @@ class LLMJudgeGrader(Grader):
         timeout: seconds per request (default 60).
         max_retries: retries of a failed request (default 2).
         max_tokens: judge reply length (default 16).
+        registry: the registry the fallback grader is built from; the registry that builds this grader
+            passes itself (default: the active registry, :func:`capcal.registry.get_registry`).
 
     Raises:
         GraderOptionError: when ``base_url`` or ``model`` is missing, or the fallback is unknown.
@@ -77,19 +79,16 @@ class LLMJudgeGrader(Grader):
 
     def __init__(self, base_url: str | None = None, model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  fallback: str = "short_answer", fallback_options: dict | None = None, timeout: float = 60.0,
-                 max_retries: int = 2, max_tokens: int = 16):
+                 max_retries: int = 2, max_tokens: int = 16, registry: Any = None):
         if not base_url or not model:
             raise GraderOptionError("llm_judge grader needs options base_url and model (an OpenAI-compatible endpoint)")
         if fallback == "llm_judge":
             raise GraderOptionError("llm_judge grader: the fallback cannot be llm_judge itself")
-        from . import BUILTIN_GRADERS
-
-        if fallback not in BUILTIN_GRADERS:
+        if registry is None:
             from ..registry import get_registry
 
-            self.fallback = get_registry().grader(fallback, **(fallback_options or {}))
-        else:
-            self.fallback = BUILTIN_GRADERS[fallback](**(fallback_options or {}))
+            registry = get_registry()
+        self.fallback = registry.grader(fallback, **(fallback_options or {}))
         self.base_url, self.model, self.api_key_env = str(base_url), str(model), api_key_env
         self.timeout, self.max_retries, self.max_tokens = float(timeout), int(max_retries), int(max_tokens)
         self.verdicts: dict[tuple[str, str, str], str | None] = {}

@@ -15,6 +15,9 @@ import numpy as np
 
 Messages = list[dict[str, str]]  # [{"role": "system"|"user"|"assistant", "content": str}, ...]
 
+#: The optional capabilities a backend may declare (``ModelBackend.supports_<name>``).
+CAPABILITIES = ("logprobs", "hidden_states", "next_token_logprobs")
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -126,11 +129,28 @@ class ModelBackend(abc.ABC):
     """Base class of model backends.
 
     Subclasses set :attr:`backend` (the registered kind, e.g. ``"openai"``) and :attr:`model` (the model
-    identifier that goes into the store key) and implement :meth:`generate`.
+    identifier that goes into the store key) and implement :meth:`generate`. What a backend can do beyond
+    sampling is declared, not discovered: a subclass that implements :meth:`hidden_states` or
+    :meth:`next_token_logprobs`, or fills per-token log-probabilities, sets the matching ``supports_*``
+    attribute to ``True`` (:func:`capcal.testing.check_backend` checks that the declarations hold).
+
+    Attributes:
+        supports_logprobs: ``generate`` fills ``Completion.tokens`` / ``token_logprobs`` (and
+            ``top_logprobs`` when asked) for ``SamplingParams(logprobs=True)``.
+        supports_hidden_states: :meth:`hidden_states` works.
+        supports_next_token_logprobs: :meth:`next_token_logprobs` works.
     """
 
     backend: str = "base"
     model: str = "unknown"
+    supports_logprobs: bool = False
+    supports_hidden_states: bool = False
+    supports_next_token_logprobs: bool = False
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The declared capabilities: a subset of ``{"logprobs", "hidden_states", "next_token_logprobs"}``."""
+        return frozenset(name for name in CAPABILITIES if getattr(self, f"supports_{name}", False))
 
     @abc.abstractmethod
     def generate(
@@ -164,6 +184,21 @@ class ModelBackend(abc.ABC):
             NotImplementedError: the backend has no access to hidden states (e.g. a remote API).
         """
         raise NotImplementedError(f"backend {self.backend!r} cannot return hidden states")
+
+    def next_token_logprobs(self, messages: Sequence[Messages], top_k: int = 20) -> list[dict[str, float]]:
+        """Log-probabilities of the first generated token of each prompt, from one forward pass (no sampling).
+
+        Args:
+            messages: (B,) chat prompts; the generation prompt is appended.
+            top_k: how many of the most likely first tokens to return per prompt.
+
+        Returns:
+            (B,) dicts ``{decoded token: natural-log probability}`` at temperature 1.
+
+        Raises:
+            NotImplementedError: the backend has no access to the next-token distribution.
+        """
+        raise NotImplementedError(f"backend {self.backend!r} cannot return next-token log-probabilities")
 
     def describe(self) -> dict[str, Any]:
         """What identifies this backend in the run configuration (no secrets)."""

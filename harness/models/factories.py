@@ -7,12 +7,11 @@ listing models needs neither torch nor a server.
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import ModelError, build_from_options
 from .base import ModelBackend
 
 _INT = re.compile(r"[+-]?\d+")
@@ -89,19 +88,8 @@ def parse_model_args(spec: str | None) -> dict[str, Any]:
 
 def _call(name: str, cls: type, kwargs: dict[str, Any]) -> ModelBackend:
     """Call ``cls(**kwargs)``, turning unknown or missing arguments into one-line ModelErrors."""
-    sig = inspect.signature(cls.__init__)
-    params = {k: p for k, p in sig.parameters.items() if k != "self"}
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        unknown = sorted(set(kwargs) - set(params))
-        if unknown:
-            raise ModelError(f"model {name!r}: unknown --model_args {', '.join(unknown)}; "
-                             f"accepted: {', '.join(sorted(params))}")
-    missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty
-               and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
-               and k not in kwargs]
-    if missing:
-        raise ModelError(f"model {name!r}: --model_args needs {', '.join(missing)}")
-    return cls(**kwargs)
+    return build_from_options(cls, kwargs, where=f"model {name!r}", noun="--model_args", error=ModelError,
+                              quote=False)
 
 
 def embedded(**kwargs: Any) -> ModelBackend:

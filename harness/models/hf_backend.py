@@ -182,6 +182,9 @@ class HFBackend(ModelBackend):
     """
 
     backend = "hf"
+    supports_logprobs = True
+    supports_hidden_states = True
+    supports_next_token_logprobs = True
 
     def __init__(self, model: str, gguf_file: str | None = None, dtype: str = "float32", device: str = "cpu",
                  batch_size: int = 32, name: str | None = None, revision: str | None = None,

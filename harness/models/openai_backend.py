@@ -420,6 +420,7 @@ class OpenAIBackend(ModelBackend):
     """
 
     backend = "openai"
+    supports_logprobs = True
 
     def __init__(
         self,

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import CapcalError, UnknownNameError
-from ..results import METRIC_DIRECTIONS, in_sample_reason, is_known_metric, load_results
+from ..metric_catalogue import headline_defaults, is_known_metric, metric_names
+from ..results import in_sample_reason, load_results
 
-#: Headline metrics when the runs do not name a suite (the columns of ``capcal-v1``).
-DEFAULT_METRICS = ["cc_brier", "cc_ece", "rc_brier", "rc_ece", "auroc", "passk_mse@4", "budget_gain"]
+#: Headline metrics when the runs do not name a suite (the catalogue's headline defaults).
+DEFAULT_METRICS = headline_defaults()
 MEAN = "mean"
 #: The mark of a row whose confidences are in-sample (fitted on the evaluated questions, or computed from the
 #: samples that define mu); explained in "Failures and flags".
@@ -185,7 +186,7 @@ def check_metric_names(metrics: list[str]) -> None:
     Raises:
         CapcalError: naming the unknown metric, its close matches and every known name.
     """
-    known = sorted(METRIC_DIRECTIONS)
+    known = sorted(metric_names(include_families=False))
     for m in metrics:
         if not is_known_metric(m):
             close = difflib.get_close_matches(m, known, n=2)

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from ..results import metric_direction, metric_title
+from ..metric_catalogue import metric_direction, metric_title
 from .table import IN_SAMPLE_MARK, MEAN, Cell, Leaderboard
 
 

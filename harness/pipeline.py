@@ -1,4 +1,4 @@
-"""The pipeline of one run, resumable stage by stage: ``capcal.run.run(RunConfig(...)) -> RunDir``.
+"""The pipeline of one run, resumable stage by stage: ``capcal.run(RunConfig(...)) -> RunDir``.
 
 Stages, each writing into the run directory (``docs/run-directory.md``) so that any of them can be resumed
 or redone without redoing the ones before it::
@@ -17,9 +17,7 @@ recorded (NaN confidences, the reason) and does not stop the run; it is retried 
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import inspect
 import json
 import sys
 import time
@@ -33,9 +31,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__
-from .errors import CapcalError, DataError, ModelError, UnknownNameError
+from .errors import CapcalError, DataError, ModelError, UnknownNameError, build_from_options, parameter_names
 from .estimators import EstimatorContext, EstimatorOutput
-from .grading import grade_sample, sample_flags
 from .models.base import Completion, GenerationRequest, Messages, ModelBackend, SamplingParams
 from .registry import Registry, get_registry
 from .runconfig import (
@@ -46,8 +43,9 @@ from .runconfig import (
     parse_estimator_spec,
     redact_secrets,
 )
-from .rundir import RunDir, Targets, completion_token_count, read_jsonl
+from .rundir import RunDir, read_jsonl
 from .store import SampleStore, canonical_json, sample_keys
+from .targets import Targets, completion_token_count, grade_split
 
 __all__ = ["TaskSplit", "run", "Pipeline", "FLAG_RATE"]
 
@@ -133,6 +131,10 @@ class Pipeline:
     # -- the whole run ------------------------------------------------------------------------------
     def run(self) -> RunDir:
         """Resolve, sample, grade, estimate and analyse; return the run directory."""
+        with self.registry.activate():  # names resolved by plugins come from this run's registry
+            return self._run()
+
+    def _run(self) -> RunDir:
         cfg = self.config
         cfg.validate()
         self._plan()
@@ -427,27 +429,8 @@ class Pipeline:
                 self.rd.write_targets(sp.name, rows, sp.split)
         else:
             stored = self.store.get_many(k for row in sp.keys for k in row)
-            rows = []
-            for q, ex in enumerate(sp.examples):
-                comps = [Completion.from_dict(stored[key]) for key in sp.keys[q]]
-                graded = []
-                memo: dict[tuple[Any, Any], Any] = {}  # equal replies of one question are graded once
-                for comp in comps:
-                    seen = memo.get((comp.text, comp.finish_reason))
-                    if seen is None:
-                        seen = memo[(comp.text, comp.finish_reason)] = grade_sample(
-                            sp.task, comp.text, comp.finish_reason, ex, grade_truncated)
-                    graded.append(seen)
-                correct = [int(bool(g.correct)) for g, _ in graded]
-                finish = [comp.finish_reason for comp in comps]
-                n_truncated, n_empty = sample_flags([comp.text for comp in comps], finish)
-                c = sum(correct)
-                rows.append({"id": str(sp.ids[q]), "index": int(ex.index), "n": sp.k, "c": c, "mu": c / sp.k,
-                             "designated": sp.designated, "r": correct[sp.designated], "correct": correct,
-                             "extracted": [g.extracted for g, _ in graded], "reasons": [why for _, why in graded],
-                             "finish_reasons": finish, "n_truncated": n_truncated, "n_empty": n_empty,
-                             "sample_keys": list(sp.keys[q]),
-                             "completion_tokens": [completion_token_count(stored[key]) for key in sp.keys[q]]})
+            samples = [[Completion.from_dict(stored[key]) for key in row] for row in sp.keys]
+            rows = grade_split(sp.task, sp.examples, samples, sp.designated, sp.keys, grade_truncated)
             self.rd.write_targets(sp.name, rows, sp.split)
             self.rd.mark_stage(sp.stage, fp)
         sp.rows, sp.targets, sp.targets_fingerprint = rows, Targets.from_rows(rows), fp
@@ -505,7 +488,7 @@ class Pipeline:
                 task=sp.task, split=sp.split, examples=sp.examples, messages=sp.messages, ids=sp.ids,
                 backend=_LazyBackend(self), samples=samples, targets=sp.targets, cache_dir=self.rd.cache_dir(sp.name, sp.split),
                 seed=self.config.seed, split_context=lambda split, _n=sp.name: self.split_context(_n, split),
-                **_optional_ctx_fields(sampling=sp.params))
+                sampling=sp.params, registry=self.registry)
         return self._contexts[key]
 
     def split_context(self, name: str, split: str) -> EstimatorContext:
@@ -677,44 +660,16 @@ class _LazyBackend:
 
 
 def _accepts(factory: Callable[..., Any], name: str) -> bool:
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    accepted = parameter_names(factory)
+    return accepted is None or name in accepted
 
 
 def _build_estimator(cls: type, label: str, params: dict[str, Any]) -> Any:
-    """``cls(**params)``, with a wrong parameter reported as one line naming the ``--estimators`` item.
-
-    A parameter the constructor does not take is reported with the close matches and the full list of the
-    parameters it does take (not Python's ``__init__() got an unexpected keyword argument``).
-    """
-    accepted = _parameter_names(cls)
-    if accepted is not None:
-        for key in params:
-            if key not in accepted:
-                name = label.split(":", 1)[0]
-                close = difflib.get_close_matches(key, accepted, n=2)
-                hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
-                raise CapcalError(f"--estimators {label!r}: unknown parameter {key!r} of estimator {name!r}"
-                                  f"{hint}; expected one of: {', '.join(sorted(accepted)) or '(none)'}")
-    try:
-        return cls(**params)
-    except (TypeError, ValueError) as exc:
-        raise CapcalError(f"--estimators {label!r}: {exc}") from None
-
-
-def _parameter_names(cls: type) -> list[str] | None:
-    """Keyword parameters of ``cls``'s constructor; ``None`` when it takes ``**kwargs`` or has no signature."""
-    try:
-        params = list(inspect.signature(cls).parameters.values())
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return [p.name for p in params
-            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    """``cls(**params)``, with a wrong parameter reported as one line naming the ``--estimators`` item,
+    the close matches and every parameter the constructor takes (:func:`capcal.errors.build_from_options`)."""
+    name = label.split(":", 1)[0]
+    return build_from_options(cls, params, where=f"--estimators {label!r}", noun="parameter",
+                              owner=f" of estimator {name!r}", catch=(TypeError, ValueError))
 
 
 def _params_of(est: Any) -> dict[str, Any]:
@@ -758,12 +713,6 @@ def _with_answer_grammar(params: SamplingParams, task: Any, examples: list[Any])
     n_choices = max((len(ex.fields.get("choices") or ()) for ex in examples), default=0) or 4
     g = answer_grammar(getattr(getattr(task, "grader", None), "name", None), n_choices, params.max_tokens)
     return params if g is None else _replace(params, grammar=g)
-
-
-def _optional_ctx_fields(**fields: Any) -> dict[str, Any]:
-    """Only the fields this version of EstimatorContext has (``sampling`` arrived later)."""
-    known = EstimatorContext.__dataclass_fields__
-    return {k: v for k, v in fields.items() if k in known}
 
 
 def _task_fingerprint(task: Any, split: str) -> str | None:
