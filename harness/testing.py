@@ -330,12 +330,8 @@ def check_estimator(estimator: Estimator | type, ctx: EstimatorContext | None = 
     """
     cls = estimator if isinstance(estimator, type) else type(estimator)
     who = f"estimator {getattr(cls, 'name', cls.__name__)!r}"
-    if isinstance(estimator, type):
-        estimator = _call(who, "the constructor with default parameters", estimator)
     _require(isinstance(getattr(cls, "name", None), str) and cls.name and cls.name != Estimator.name, who,
              "needs its own non-empty str `name`")
-    for flag in ("learns", "needs_model"):
-        _require(isinstance(getattr(estimator, flag, False), bool), who, f"`{flag}` must be a bool")
     # parameters: from the constructor signature, all with defaults, stored under their own names
     init = cls.__init__
     params = ([] if init is object.__init__ else
@@ -345,6 +341,10 @@ def check_estimator(estimator: Estimator | type, ctx: EstimatorContext | None = 
                  f"constructor parameter {p.name!r} must be a named parameter (no *args / **kwargs)")
         _require(p.default is not inspect.Parameter.empty, who,
                  f"constructor parameter {p.name!r} needs a default (the registry builds estimators by name)")
+    if isinstance(estimator, type):
+        estimator = _call(who, "the constructor with default parameters", estimator)
+    for flag in ("learns", "needs_model"):
+        _require(isinstance(getattr(estimator, flag, False), bool), who, f"`{flag}` must be a bool")
     got = _call(who, "get_params()", estimator.get_params)
     _require(isinstance(got, dict) and set(got) == {p.name for p in params}, who,
              f"get_params() returned {sorted(got) if isinstance(got, dict) else got!r}, expected the constructor "
