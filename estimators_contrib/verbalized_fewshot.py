@@ -125,7 +125,3 @@ class FewShotVerbalized(Verbalized):
                          "shots": [{k: s[k] for k in ("id", "mu", "n", "split")} for s in self.shots_ or []]})
         return out
 
-    def get_params(self) -> dict:
-        return {"m": self.m, "seed": self.seed, "selection": self.selection, "template": self.template,
-                "temperature": self.temperature, "retry_temperature": self.retry_temperature,
-                "retries": self.retries, "max_tokens": self.max_tokens, "forced": self.forced}

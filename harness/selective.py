@@ -31,6 +31,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .resampling import resample_counts
+
 #: Coverages of the curve stored with each estimator's analysis.
 COVERAGES = tuple(round(0.05 * i, 2) for i in range(1, 21))
 #: PRR is undefined when the oracle is better than random by less than this.
@@ -284,8 +286,6 @@ def selective_bootstrap(confidences: Mapping[str, np.ndarray], targets: Mapping[
     parts: dict[str, dict[str, list[np.ndarray]]] = {
         name: {f"{tn}_{m}": [] for tn in targets for m in ("aurc", "prr")} for name in confidences}
     if n_boot > 0 and prepared:
-        from .bootstrap import resample_counts  # bootstrap uses this module's aurc_rows
-
         q = next(iter(prepared.values()))[2].size
         for w in resample_counts(q, n_boot, seed):
             for (name, tn), (order, oracle, tz) in prepared.items():

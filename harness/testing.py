@@ -17,8 +17,8 @@ message names the plugin and the rule it broke, and returns ``None`` when everyt
   an empty reply never correct, gold answers (when you say how to write one) graded correct.
 * :func:`check_grader`: ``GradeResult`` types, never correct without an extracted answer, your cases
   graded as expected, ``normalize`` hashable and ``equivalent`` reflexive.
-* :func:`check_estimator`: constructor parameters with defaults that ``get_params`` returns and that
-  rebuild an equal estimator; one confidence per question, in [0, 1] or NaN with a reason; repeatable
+* :func:`check_estimator`: named constructor parameters with defaults that ``get_params`` returns and that
+  rebuild an equal estimator (``**options``, if any, must fold into them); one confidence per question, in [0, 1] or NaN with a reason; repeatable
   output; works on a subset of questions; ``fit`` never reads the evaluation split (it is given only the
   training and validation contexts, and reading the evaluation targets while fitting is caught).
 * :func:`check_backend`: identity and ``describe``; every requested sample reported once with a
@@ -336,9 +336,10 @@ def check_estimator(estimator: Estimator | type, ctx: EstimatorContext | None = 
     init = cls.__init__
     params = ([] if init is object.__init__ else
               [p for p in inspect.signature(init).parameters.values() if p.name != "self"])
+    _require(not any(p.kind is p.VAR_POSITIONAL for p in params), who,
+             "the constructor must take named parameters (no *args)")
+    params = [p for p in params if p.kind is not p.VAR_KEYWORD]  # **options must fold into named ones
     for p in params:
-        _require(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY), who,
-                 f"constructor parameter {p.name!r} must be a named parameter (no *args / **kwargs)")
         _require(p.default is not inspect.Parameter.empty, who,
                  f"constructor parameter {p.name!r} needs a default (the registry builds estimators by name)")
     if isinstance(estimator, type):

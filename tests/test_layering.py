@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"harness": "capcal", "estimators_contrib": "capcal.estimators_contrib"}
 
 NUMERIC_CORE = ["capcal.metrics", "capcal.bootstrap", "capcal.passk", "capcal.budget", "capcal.selective",
-                "capcal.routing", "capcal.study_stats", "capcal.validate", "capcal.analysis",
+                "capcal.routing", "capcal.study_stats", "capcal.validate", "capcal.resampling", "capcal.analysis",
                 "capcal.paired", "capcal.metric_catalogue", "capcal.targets"]
 IO_AND_ABOVE = ["capcal.models", "capcal.store", "capcal.rundir", "capcal.pipeline", "capcal.results",
                 "capcal.registry", "capcal.compare", "capcal.report", "capcal.cli", "capcal.grading"]

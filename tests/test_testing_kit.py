@@ -143,7 +143,8 @@ def test_check_grader_fails_on_broken_graders():
 
 
 # -- estimators --------------------------------------------------------------------------------------------
-NO_MODEL = [n for n, cls in sorted(BUILTIN_ESTIMATORS.items()) if not cls.needs_model and n != "recalibrated"]
+NO_MODEL = [n for n, cls in sorted(BUILTIN_ESTIMATORS.items())
+            if not cls.needs_model and n not in ("recalibrated", "imported")]
 
 
 def test_no_model_builtins_are_known():
@@ -155,6 +156,19 @@ def test_builtin_estimators_without_a_model_pass(name):
     check_estimator(BUILTIN_ESTIMATORS[name]())
 
 
+def test_imported_passes_on_an_imported_file(tmp_path):
+    """``imported`` reads RUN/tasks/<task>/imported/<source>.jsonl next to the context's cache folder."""
+    import json
+
+    ctx = make_context(10, 2, cache_dir=tmp_path / "tasks" / "t" / "cache")
+    folder = tmp_path / "tasks" / "t" / "imported"
+    folder.mkdir(parents=True)
+    rows = [{"id": qid, "confidence": None if i == 3 else i / 10, "reason": "refused" if i == 3 else None}
+            for i, qid in enumerate(ctx.ids)]
+    (folder / "theirs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    check_estimator(BUILTIN_ESTIMATORS["imported"](source="theirs"), ctx)
+
+
 def test_recalibrated_passes_over_a_base_without_a_model():
     check_estimator(BUILTIN_ESTIMATORS["recalibrated"](base="logprob_mean", method="isotonic"))
     check_estimator(BUILTIN_ESTIMATORS["recalibrated"](base="oracle_rc", method="histogram", bins=4))
@@ -163,7 +177,7 @@ def test_recalibrated_passes_over_a_base_without_a_model():
 @pytest.mark.model
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(n for n, cls in BUILTIN_ESTIMATORS.items()
-                                        if cls.needs_model or n == "recalibrated"))
+                                        if cls.needs_model or n == "recalibrated"))  # all that call the model
 def test_builtin_estimators_with_the_embedded_model_pass(name, embedded_backend, tmp_path):
     small = {"verbalized": {"max_tokens": 12, "retries": 1}, "consistency": {"m": 3},
              "consistency_entropy": {"m": 3}, "probe": {"cs": (0.1, 1.0)},
