@@ -175,7 +175,7 @@ def test_capcal_grade_reads_finish_reason(tmp_path, data_dir):
 def test_embedded_model_records_length_and_the_run_grades_it_truncated(tmp_path, data_dir, embedded_backend):
     """The real embedded model (SmolLM2) cut at 3 new tokens: every sample reports ``length`` and is graded
     incorrect with reason ``truncated``; the truncation rate is 1."""
-    from capcal.run import Pipeline
+    from capcal.pipeline import Pipeline
     from capcal.runconfig import RunConfig
 
     logs: list[str] = []
