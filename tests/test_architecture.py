@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # -- built-ins without entry points ------------------------------------------------------------------------
 def test_a_registry_without_entry_points_has_every_builtin():
-    from capcal.estimators_contrib import BUILTIN_ESTIMATORS
+    from capcal.estimators_contrib import BUILTIN_ESTIMATORS, DATA_DEPENDENT_ESTIMATORS
     from capcal.graders import BUILTIN_GRADERS
     from capcal.models.factories import BUILTIN_MODELS
 
@@ -29,7 +29,8 @@ def test_a_registry_without_entry_points_has_every_builtin():
     assert sorted(reg.task_specs) == ["aime25", "gpqa", "gsm8k", "math500", "mmlu", "simpleqa", "triviaqa"]
     assert reg.task_errors == [] and reg.plugin_errors == []
     assert set(reg.graders) == set(BUILTIN_GRADERS) and "llm_judge" in reg.graders
-    assert set(reg.estimators) == set(BUILTIN_ESTIMATORS) and {"verbalized", "probe", "recalibrated"} <= set(reg.estimators)
+    assert set(reg.estimators) == set(BUILTIN_ESTIMATORS) | set(DATA_DEPENDENT_ESTIMATORS)
+    assert {"verbalized", "probe", "recalibrated", "imported"} <= set(reg.estimators)
     assert set(reg.models) == set(BUILTIN_MODELS) and {"embedded", "hf", "openai"} <= set(reg.models)
     assert [d.name for d in reg.template_dirs] == ["templates"]
     assert len(BUILTIN_PLUGINS) == 2
@@ -57,8 +58,8 @@ sys.meta_path.insert(0, Finder)
 sys.path.extend(DEPS)  # numpy, pluggy, ... (a plain path: none of its .pth hooks run)
 from capcal.registry import Registry
 reg = Registry(entry_points=False)
-from capcal.estimators_contrib import BUILTIN_ESTIMATORS
-assert set(reg.estimators) == set(BUILTIN_ESTIMATORS)
+from capcal.estimators_contrib import BUILTIN_ESTIMATORS, DATA_DEPENDENT_ESTIMATORS
+assert set(reg.estimators) == set(BUILTIN_ESTIMATORS) | set(DATA_DEPENDENT_ESTIMATORS)
 print(sorted(reg.task_specs), len(reg.graders), len(reg.estimators) > 10, sorted(reg.models))
 import capcal
 print(capcal.__file__)
@@ -266,10 +267,10 @@ def test_backend_capabilities_are_declared():
 
 
 def test_estimator_parameters_come_from_the_constructor():
-    from capcal.estimators_contrib import BUILTIN_ESTIMATORS
+    from capcal.estimators_contrib import BUILTIN_ESTIMATORS, DATA_DEPENDENT_ESTIMATORS
 
     needed = {"imported": {"source": "theirs"}}  # the one built-in without a usable default
-    for name, cls in BUILTIN_ESTIMATORS.items():
+    for name, cls in {**BUILTIN_ESTIMATORS, **DATA_DEPENDENT_ESTIMATORS}.items():
         est = cls(**needed.get(name, {}))
         assert list(est.get_params()) == cls.parameter_names(), name
     rec = BUILTIN_ESTIMATORS["recalibrated"](base="oracle_rc")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from capcal.estimators import Estimator, EstimatorOutput
-from capcal.estimators_contrib import BUILTIN_ESTIMATORS
+from capcal.estimators_contrib import BUILTIN_ESTIMATORS, DATA_DEPENDENT_ESTIMATORS
 from capcal.graders import GradeResult
 from capcal.models.base import Completion, ModelBackend
 from capcal.registry import Registry
@@ -143,7 +143,8 @@ def test_check_grader_fails_on_broken_graders():
 
 
 # -- estimators --------------------------------------------------------------------------------------------
-NO_MODEL = [n for n, cls in sorted(BUILTIN_ESTIMATORS.items())
+ALL_ESTIMATORS = {**BUILTIN_ESTIMATORS, **DATA_DEPENDENT_ESTIMATORS}  # everything capcal registers
+NO_MODEL = [n for n, cls in sorted(ALL_ESTIMATORS.items())
             if not cls.needs_model and n not in ("recalibrated", "imported")]
 
 
@@ -166,7 +167,7 @@ def test_imported_passes_on_an_imported_file(tmp_path):
     rows = [{"id": qid, "confidence": None if i == 3 else i / 10, "reason": "refused" if i == 3 else None}
             for i, qid in enumerate(ctx.ids)]
     (folder / "theirs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    check_estimator(BUILTIN_ESTIMATORS["imported"](source="theirs"), ctx)
+    check_estimator(ALL_ESTIMATORS["imported"](source="theirs"), ctx)
 
 
 def test_recalibrated_passes_over_a_base_without_a_model():
@@ -176,14 +177,15 @@ def test_recalibrated_passes_over_a_base_without_a_model():
 
 @pytest.mark.model
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(n for n, cls in BUILTIN_ESTIMATORS.items()
+@pytest.mark.parametrize("name", sorted(n for n, cls in ALL_ESTIMATORS.items()
                                         if cls.needs_model or n == "recalibrated"))  # all that call the model
 def test_builtin_estimators_with_the_embedded_model_pass(name, embedded_backend, tmp_path):
     small = {"verbalized": {"max_tokens": 12, "retries": 1}, "consistency": {"m": 3},
              "consistency_entropy": {"m": 3}, "probe": {"cs": (0.1, 1.0)},
-             "recalibrated": {"base_params": {"max_tokens": 12, "retries": 1}}}
+             "recalibrated": {"base_params": {"max_tokens": 12, "retries": 1}},
+             "verbalized_fewshot": {"m": 2, "max_tokens": 12, "retries": 1}}
     ctx = make_context(6, 3, backend=embedded_backend, cache_dir=tmp_path)
-    check_estimator(BUILTIN_ESTIMATORS[name](**small.get(name, {})), ctx)
+    check_estimator(ALL_ESTIMATORS[name](**small.get(name, {})), ctx)
 
 
 class WrongLength(Estimator):
