@@ -334,33 +334,35 @@ def format_route(report: RouteReport) -> str:
                      + " -> ".join(f"{m:.3f}" for m in t.mean_mu)
                      + f"; mean completion tokens {tokens}; cost ratio {ratio} ({t.cost_source})")
         lines.append(f"routing {rt['small']} -> {rt['large']}")
-        head = f"  {'estimator':<22}" + "".join(f"{title:>{width}}" for _, title in ROUTE_COLUMNS) + "   n_nan"
+        nw = max([22] + [len(n) + 1 for n in list(rt["scores"]) + list(rt["baselines"])])
+        head = f"  {'estimator':<{nw}}" + "".join(f"{title:>{width}}" for _, title in ROUTE_COLUMNS) + "   n_nan"
         lines.append(head)
         for name, sc in rt["scores"].items():
-            lines.append(f"  {name:<22}" + "".join(f"{_cell(sc.get(k)):>{width}}" for k, _ in ROUTE_COLUMNS)
+            lines.append(f"  {name:<{nw}}" + "".join(f"{_cell(sc.get(k)):>{width}}" for k, _ in ROUTE_COLUMNS)
                          + f"   {rt['n_nan'].get(name, 0):>5}")
         for name, sc in rt["baselines"].items():
-            lines.append(f"  {name:<22}" + "".join(f"{_cell(sc.get(k)):>{width}}" for k, _ in ROUTE_COLUMNS))
+            lines.append(f"  {name:<{nw}}" + "".join(f"{_cell(sc.get(k)):>{width}}" for k, _ in ROUTE_COLUMNS))
         any_sc = next(iter(rt["scores"].values()), None) or next(iter(rt["baselines"].values()), None)
         if any_sc:
             orc = _f((any_sc.get("oracle_acc@20") or {}).get("value"))
             orc50 = _f((any_sc.get("oracle_acc@50") or {}).get("value"))
-            lines.append(f"  {'oracle':<22}{'1 (by definition)':>{width}}{orc:>{width}}{orc50:>{width}}")
-            lines.append(f"  {'random':<22}{'0 (by definition)':>{width}}"
+            lines.append(f"  {'oracle':<{nw}}{'1 (by definition)':>{width}}{orc:>{width}}{orc50:>{width}}")
+            lines.append(f"  {'random':<{nw}}{'0 (by definition)':>{width}}"
                          f"{_f(t.mean_mu[0] + 0.2 * (t.mean_mu[-1] - t.mean_mu[0])):>{width}}"
                          f"{_f(t.mean_mu[0] + 0.5 * (t.mean_mu[-1] - t.mean_mu[0])):>{width}}")
         if rt["differences"]:
             lines.append("  paired differences of the gain captured (A - B):")
+            pw = max([40] + [len(pair) + 1 for pair in rt["differences"]])
             for pair, d in rt["differences"].items():
                 if "gain" in d:
-                    lines.append(f"    {pair:<40} {_cell(d['gain'], True)}")
+                    lines.append(f"    {pair:<{pw}} {_cell(d['gain'], True)}")
         cs = t.cascade
         if cs and len(report.runs) > 2:
             costs = ", ".join(f"{c:.3g}" for c in cs["cost_ratios"])
             lines.append(f"cascade {' -> '.join(cs['runs'])} (marginal costs {costs}"
                          + ("" if cs["cost_known"] else ", assumed: pass --cost-ratio") + ")")
             for name, sc in cs["scores"].items():
-                lines.append(f"  {name:<22}{'gain ' + _cell(sc.get('gain')):>{width + 6}}")
+                lines.append(f"  {name:<{max(22, len(name) + 1)}}{'gain ' + _cell(sc.get('gain')):>{width + 6}}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
