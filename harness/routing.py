@@ -53,6 +53,10 @@ DEFAULT_THRESHOLD = 0.5
 _EPS = 1e-12
 #: Routing score names, in report order.
 SCORE_NAMES = ("gain", "acc@20", "acc@50", "decision_accuracy", "routed_at_threshold", "accuracy_at_threshold")
+#: The headline routing scores every report shows (``capcal route``, the leaderboard's routing section):
+#: name -> column title. All are better when larger.
+HEADLINE_SCORES = {"gain": "Gain captured", "acc@20": "Acc. at 20% routed", "acc@50": "Acc. at 50% routed",
+                   "decision_accuracy": "Decision acc."}
 
 
 @dataclass

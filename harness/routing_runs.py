@@ -35,10 +35,9 @@ from .results import clean_json
 from .rundir import RunDir, completion_token_count, write_atomic
 
 #: Scores printed per estimator, with their column titles.
-ROUTE_COLUMNS = (("gain", "gain captured"), ("acc@20", "acc@20%"), ("acc@50", "acc@50%"),
-                 ("decision_accuracy", "decision acc"))
+ROUTE_COLUMNS = tuple(R.HEADLINE_SCORES.items())
 #: Scores whose paired differences between estimators are reported.
-DIFF_SCORES = ("gain", "acc@20", "acc@50", "decision_accuracy")
+DIFF_SCORES = tuple(R.HEADLINE_SCORES)
 
 
 class RouteError(CapcalError):

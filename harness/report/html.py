@@ -7,6 +7,7 @@ import base64
 from html import escape
 from pathlib import Path
 
+from ..routing import HEADLINE_SCORES
 from .plots import budget_svg, passk_svg, reliability_svg, risk_coverage_svg, routing_svg
 from .table import IN_SAMPLE_MARK, MEAN, Cell, Leaderboard
 from .text import fmt_coverage, fmt_value, header_title
@@ -82,8 +83,7 @@ def _plots(lb: Leaderboard) -> str:
     return "".join(out)
 
 
-ROUTING_SCORES = (("gain", "Gain captured ↑"), ("acc@20", "Acc. at 20% routed ↑"),
-                  ("acc@50", "Acc. at 50% routed ↑"), ("decision_accuracy", "Decision acc. ↑"))
+ROUTING_SCORES = tuple((k, f"{t} ↑") for k, t in HEADLINE_SCORES.items())
 
 
 def _image(svg: str, title: str) -> str:

@@ -7,6 +7,7 @@ import io
 import json
 
 from ..metric_catalogue import metric_direction, metric_title
+from ..routing import HEADLINE_SCORES
 from .table import IN_SAMPLE_MARK, MEAN, Cell, Leaderboard
 
 
@@ -69,8 +70,7 @@ def _routing_md(lb: Leaderboard) -> list[str]:
     """Markdown lines of the routing section: one row per pair x task x estimator (and baseline)."""
     if not lb.routing:
         return []
-    head = ["Small → large", "Task", "Estimator", "Gain captured ↑", "Acc. at 20% routed ↑",
-            "Acc. at 50% routed ↑", "Decision acc. ↑", "Cost ratio"]
+    head = ["Small → large", "Task", "Estimator"] + [f"{t} ↑" for t in HEADLINE_SCORES.values()] + ["Cost ratio"]
     out = ["", "## Routing", "",
            "Question i goes to the large model when the small model's confidence p_i < t (t = 0.5 for the "
            "decision accuracy); gain captured: random = 0, oracle = 1. `large:NAME` rows route by the large "
@@ -80,8 +80,7 @@ def _routing_md(lb: Leaderboard) -> list[str]:
         for task, entry in sorted(pair["tasks"].items()):
             ratio = "–" if entry["cost_ratio"] is None else f"{entry['cost_ratio']:.3g}"
             for name, sc in list(entry["scores"].items()) + list(entry["baselines"].items()):
-                out.append(_md_row([label, task, name] + [_score_cell(sc.get(k)) for k in
-                                                          ("gain", "acc@20", "acc@50", "decision_accuracy")]
+                out.append(_md_row([label, task, name] + [_score_cell(sc.get(k)) for k in HEADLINE_SCORES]
                                    + [ratio]))
     return out
 
