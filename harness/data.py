@@ -82,11 +82,7 @@ def load_split(path: str, name: str | None, split: str, data_dir: str | Path | N
     """
     mirror = resolve_data_dir(data_dir)
     if mirror is not None:
-        file = mirror_file(mirror, path, name, split).resolve()
-        if not file.is_file():
-            raise DataError(f"data file not found: {file} (for {path} config {name or 'default'} split {split})")
-        stat = file.stat()
-        key: tuple = ("file", str(file), stat.st_mtime_ns, stat.st_size)
+        file, key = _mirror_entry(mirror, path, name, split, "file")
         if key not in _CACHE:
             try:
                 _CACHE[key] = _quiet_load("json", data_files=str(file), split="train")
@@ -175,14 +171,23 @@ def load_rows(path: str, name: str | None, split: str, data_dir: str | Path | No
     mirror = resolve_data_dir(data_dir)
     if mirror is None:
         return load_split(path, name, split, data_dir=None)
+    file, key = _mirror_entry(mirror, path, name, split, "rows")
+    if key not in _CACHE:
+        _CACHE[key] = read_jsonl_rows(file)
+    return _CACHE[key]
+
+
+def _mirror_entry(mirror: Path, path: str, name: str | None, split: str, kind: str) -> tuple[Path, tuple]:
+    """The mirror's file of a split and its in-process cache key (kind, file, mtime, size).
+
+    Raises:
+        DataError: the file does not exist (its path named).
+    """
     file = mirror_file(mirror, path, name, split).resolve()
     if not file.is_file():
         raise DataError(f"data file not found: {file} (for {path} config {name or 'default'} split {split})")
     stat = file.stat()
-    key: tuple = ("rows", str(file), stat.st_mtime_ns, stat.st_size)
-    if key not in _CACHE:
-        _CACHE[key] = read_jsonl_rows(file)
-    return _CACHE[key]
+    return file, (kind, str(file), stat.st_mtime_ns, stat.st_size)
 
 
 def source_of(path: str, name: str | None, split: str, data_dir: str | Path | None = None) -> str:
