@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from capcal.defaults import DEFAULT_MAX_TOKENS
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
 from capcal.generation import CompletionCache, derived_seeds, generate_many
@@ -121,7 +122,7 @@ class Consistency(Estimator):
         gen = dict(getattr(ctx.task, "generation", None) or {})
         return SamplingParams(temperature=float(gen.get("temperature", 1.0)), top_p=float(gen.get("top_p", 1.0)),
                               top_k=int(gen.get("top_k", 0)), min_p=float(gen.get("min_p", 0.0)),
-                              max_tokens=int(gen.get("max_tokens", 512)))
+                              max_tokens=int(gen.get("max_tokens", DEFAULT_MAX_TOKENS)))
 
     def answers(self, ctx: EstimatorContext) -> tuple[list[list[str | None]], bool]:
         """The m extracted answers per question and whether they overlap the samples that define mu."""

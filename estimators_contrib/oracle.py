@@ -14,7 +14,19 @@ def _from_target(values: np.ndarray, what: str) -> EstimatorOutput:
     return EstimatorOutput(values, reasons, {})
 
 
-class OracleCC(Estimator):
+class _Oracle(Estimator):
+    """p = the target named by :attr:`target` (``"mu"`` or ``"r"``); NaN where a question has no samples."""
+
+    target = "mu"
+
+    def predict(self, ctx: EstimatorContext) -> EstimatorOutput:
+        mu, r = usable_targets(ctx)
+        out = _from_target(mu if self.target == "mu" else r, self.target)
+        out.meta = {"samples_overlap_mu": True}
+        return out
+
+
+class OracleCC(_Oracle):
     """The capability oracle: p = mu (the share of correct samples). CC-Brier 0 by construction.
 
     Its RC-Brier equals mean mu(1 - mu) in expectation over the designated sample (the Bernoulli variance);
@@ -22,22 +34,14 @@ class OracleCC(Estimator):
     """
 
     name = "oracle_cc"
-
-    def predict(self, ctx: EstimatorContext) -> EstimatorOutput:
-        out = _from_target(usable_targets(ctx)[0], "mu")
-        out.meta = {"samples_overlap_mu": True}
-        return out
+    target = "mu"
 
 
-class OracleRC(Estimator):
+class OracleRC(_Oracle):
     """The response oracle: p = r (the designated sample's correctness, 0 or 1). RC-Brier 0 by construction."""
 
     name = "oracle_rc"
-
-    def predict(self, ctx: EstimatorContext) -> EstimatorOutput:
-        out = _from_target(usable_targets(ctx)[1], "r")
-        out.meta = {"samples_overlap_mu": True}
-        return out
+    target = "r"
 
 
 class Constant(Estimator):

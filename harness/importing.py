@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .defaults import DEFAULT_MAX_TOKENS
 from .errors import CapcalError, DataError, RunDirError
 from .formats import ImportedQuestion, SourceInfo, read_source
 from .matching import match_questions
@@ -501,7 +502,7 @@ def _params_from(sampling: dict[str, Any], task: Any) -> SamplingParams:
     try:
         return SamplingParams(temperature=float(pick("temperature", 1.0)), top_p=float(pick("top_p", 1.0)),
                               top_k=int(pick("top_k", 0)), min_p=float(pick("min_p", 0.0)),
-                              max_tokens=int(pick("max_tokens", 512)))
+                              max_tokens=int(pick("max_tokens", DEFAULT_MAX_TOKENS)))
     except (TypeError, ValueError):
         return SamplingParams()
 

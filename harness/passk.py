@@ -129,6 +129,14 @@ def passk_predicted(p, k) -> np.ndarray:
     return np.where(k == 1, p, np.where(p >= 1.0, 1.0, out))
 
 
+def _checked(p, n, c, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``(p, n, c, min n)`` checked: confidences in [0, 1] or NaN, counts with ``0 <= c <= n``, equal lengths."""
+    p = V.confidences(p, "p", where)
+    n, c = V.counts(n, c, where)
+    V.same_length(where, p=p, n=n, c=c)
+    return p, n, c, int(n.min()) if n.size else 0
+
+
 def passk_mse(p, n, c, ks=(1, 4, 16, 64)) -> dict[int, float]:
     """Instance-level mean squared error between predicted and actual pass@k.
 
@@ -143,10 +151,7 @@ def passk_mse(p, n, c, ks=(1, 4, 16, 64)) -> dict[int, float]:
     Raises:
         ValueError: confidences outside [0, 1], counts breaking ``0 <= c <= n``, or arrays of different lengths.
     """
-    p = V.confidences(p, "p", "passk_mse")
-    n, c = V.counts(n, c, "passk_mse")
-    V.same_length("passk_mse", p=p, n=n, c=c)
-    n_min = int(n.min()) if n.size else 0
+    p, n, c, n_min = _checked(p, n, c, "passk_mse")
     valid = np.isfinite(p)
     out = {}
     for k in ks:
@@ -175,10 +180,7 @@ def passk_curve(p, n, c, ks=None, table: np.ndarray | None = None) -> list[dict[
     Raises:
         ValueError: confidences outside [0, 1], counts breaking ``0 <= c <= n``, or arrays of different lengths.
     """
-    p = V.confidences(p, "p", "passk_curve")
-    n, c = V.counts(n, c, "passk_curve")
-    V.same_length("passk_curve", p=p, n=n, c=c)
-    n_min = int(n.min()) if n.size else 0
+    p, n, c, n_min = _checked(p, n, c, "passk_curve")
     ks = curve_ks(n_min) if ks is None else [int(k) for k in ks if 1 <= k <= n_min]
     valid = ~np.isnan(p)
     m = int(valid.sum())

@@ -14,14 +14,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .defaults import DEFAULT_K, DEFAULT_MAX_TOKENS  # noqa: F401 - re-exported: callers read them here
 from .errors import CapcalError
 
 #: Questions per split sampled for learned estimators (probes, recalibrators) unless ``train_limit`` says.
 DEFAULT_TRAIN_LIMIT = 200
-#: Samples per question when neither the command line, the suite nor the task spec says.
-DEFAULT_K = 8
-#: Maximum new tokens when neither the command line nor the task spec says.
-DEFAULT_MAX_TOKENS = 512
 
 _SECRET_NAME = re.compile(r"(key|token|secret|password|passwd|credential|auth)", re.IGNORECASE)
 # names that contain "token" or "key" but are settings, not secrets

@@ -20,10 +20,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .defaults import DEFAULT_K, DEFAULT_MAX_TOKENS
 from .errors import SpecError
-
-#: Canonical fields a task may map; templates and graders rely on these names.
-CANONICAL_FIELDS = ("question", "answer", "aliases", "choices")
 
 #: Split roles accepted by ``Task.examples`` and ``fewshot.split``.
 SPLIT_ROLES = ("eval", "train", "validation")
@@ -112,7 +110,8 @@ _TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a numbe
                "array": "a list", "null": "null", "boolean": "true or false"}
 
 #: Generation defaults used when a spec leaves a key out (untruncated sampling).
-DEFAULT_GENERATION: dict[str, Any] = {"temperature": 1.0, "top_p": 1.0, "max_tokens": 512, "k": 8, "stop": []}
+DEFAULT_GENERATION: dict[str, Any] = {"temperature": 1.0, "top_p": 1.0, "max_tokens": DEFAULT_MAX_TOKENS, "k": DEFAULT_K,
+                                      "stop": []}
 
 
 @dataclass(frozen=True)

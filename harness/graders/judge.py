@@ -18,8 +18,6 @@ from typing import Any
 from ..errors import ModelError
 from ._base import Grader, GradeResult, GraderOptionError, gold_text
 
-VERDICTS = ("CORRECT", "INCORRECT", "NOT_ATTEMPTED")
-
 JUDGE_PROMPT = """You are grading an answer to a question against a gold target. Reply with exactly one word.
 
 CORRECT: the predicted answer states the gold target (or an unambiguous equivalent: another spelling, a \

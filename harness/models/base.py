@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..defaults import DEFAULT_MAX_TOKENS
+
 Messages = list[dict[str, str]]  # [{"role": "system"|"user"|"assistant", "content": str}, ...]
 
 #: The optional capabilities a backend may declare (``ModelBackend.supports_<name>``).
@@ -45,7 +47,7 @@ class SamplingParams:
     top_p: float = 1.0
     top_k: int = 0
     min_p: float = 0.0
-    max_tokens: int = 512
+    max_tokens: int = DEFAULT_MAX_TOKENS
     logprobs: bool = False
     top_logprobs: int = 0
     stop: tuple[str, ...] = ()

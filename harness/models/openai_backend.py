@@ -144,17 +144,6 @@ def split_reasoning(content: str) -> tuple[str | None, str, int]:
     return reasoning.strip(), content[offset:], offset
 
 
-def _to_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    s = str(value).strip().lower()
-    if s in ("1", "true", "yes", "on"):
-        return True
-    if s in ("0", "false", "no", "off"):
-        return False
-    raise ModelError(f"openai backend: {name} must be true or false, got {value!r}")
-
-
 def _to_num(name: str, value: Any, kind: type, minimum: float) -> Any:
     try:
         v = kind(value)
@@ -928,12 +917,8 @@ class OpenAIBackend(ModelBackend):
         if state["error"] is not None:
             raise state["error"]
 
-    def generate(
-        self,
-        requests: Sequence[GenerationRequest],
-        on_result: ResultCallback,
-        progress: Callable[[int], None] | None = None,
-    ) -> None:
+    def generate(self, requests: Sequence[GenerationRequest], on_result: ResultCallback,
+                 progress: Callable[[int], None] | None = None) -> None:
         """Draw every sample of every request (see :meth:`ModelBackend.generate`).
 
         Raises:
