@@ -177,8 +177,14 @@ def test_transformers_backend_refuses_forced_formats_in_one_line(tmp_path, data_
     assert proc.returncode == 2 and "invalid choice" in proc.stderr and proc.stderr.count("\n") == 1
 
 
+def _has_llamacpp_backend() -> bool:
+    from capcal.registry import get_registry
+
+    return importlib.util.find_spec("llama_cpp") is not None and "llamacpp" in get_registry().models
+
+
 @pytest.mark.model
-@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
+@pytest.mark.skipif(not _has_llamacpp_backend(), reason="the llamacpp backend or llama-cpp-python is not installed")
 def test_llamacpp_decodes_every_mmlu_sample_into_a_letter(tmp_path, data_dir):
     """Real SmolLM2 GGUF in process: every forced sample ends with a parseable final line."""
     out = tmp_path / "run"
