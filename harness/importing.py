@@ -2,8 +2,8 @@
 
 :func:`import_samples` reads a source (:mod:`capcal.formats`), matches its questions to one split of a
 task (:mod:`capcal.matching`: id, then index, then normalised question text; nothing guessed), stores every
-sample in ``samples.sqlite`` and grades them into ``targets.jsonl`` with the task's own grader, exactly as
-a sampled run is graded. :func:`finish_imported_run` then runs estimators and writes ``results.json``
+sample in ``samples.sqlite`` and grades them into ``targets.jsonl`` through the targets stage
+(:mod:`capcal.targets`), exactly as a sampled run is graded. :func:`finish_imported_run` then runs estimators and writes ``results.json``
 through the ordinary pipeline stages (:class:`ImportedPipeline`), so the leaderboard, ``compare`` and
 ``route`` read an imported run like any other. :func:`import_confidences` turns a file of
 id -> confidence into an estimator output of any existing run.
@@ -43,7 +43,7 @@ from .models.base import SamplingParams
 from .pipeline import Pipeline, TaskSplit, _build_estimator
 from .registry import Registry, get_registry
 from .runconfig import RunConfig, parse_estimator_spec
-from .rundir import RunDir, Targets, completion_token_count, read_jsonl, write_atomic
+from .rundir import RunDir, Targets, read_jsonl, write_atomic
 from .store import SampleStore, canonical_json, sample_keys
 
 __all__ = ["ConfidenceReport", "ImportReport", "ImportedPipeline", "finish_imported_run", "import_confidences",
@@ -170,11 +170,12 @@ def _examples(report: dict[str, Any], items: list, n: int = N_EXAMPLES) -> dict[
 # -- grading imported samples into target rows -----------------------------------------------------------
 def grade_imported(task: Any, examples: Sequence[Any], samples: Sequence[Sequence[Any]], keys: Sequence[Sequence[str]],
                    designated: int = 0, labels: str = "grader") -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Grade every imported sample into ``targets.jsonl`` rows, exactly as the pipeline grades its own.
+    """Grade every imported sample into ``targets.jsonl`` rows through the targets stage (:mod:`capcal.targets`).
 
-    Each sample goes through :func:`capcal.grading.grade_sample`: finish reason ``length`` (the token limit)
+    The samples enter :func:`capcal.targets.grade_responses` and :func:`capcal.targets.target_row` as
+    completions, exactly as a sampled run's stored samples do: finish reason ``length`` (the token limit)
     is incorrect and never parsed, ``content_filter`` / ``error`` and blank replies are incorrect, the
-    task's grader decides the rest. Equal replies to one question are graded once.
+    task's grader decides the rest, equal replies to one question are graded once.
 
     Args:
         task: the :class:`capcal.tasks.Task`.
@@ -189,38 +190,30 @@ def grade_imported(task: Any, examples: Sequence[Any], samples: Sequence[Sequenc
         ``(rows, stats)``: the target rows in ``examples`` order, and ``{"verdicts", "disagreements"
         (list of dicts), "truncated"}``.
     """
-    from .grading import grade_sample, sample_flags
+    from .models.base import Completion
+    from .targets import grade_responses, target_row
 
     rows, disagreements = [], []
     verdicts = truncated = 0
     for ex, row_samples, row_keys in zip(examples, samples, keys, strict=True):
-        correct, extracted, reasons = [], [], []
-        seen: dict[tuple[str, str | None], tuple[bool, Any, str | None]] = {}
-        for j, s in enumerate(row_samples):
-            memo = (s.text or "", s.finish_reason)
-            if memo not in seen:
-                g, why = grade_sample(task, s.text, s.finish_reason, ex)
-                seen[memo] = (bool(g.correct), g.extracted, why)
-            ok, answer, why = seen[memo]
-            if s.correct is not None:
-                verdicts += 1
-                if bool(s.correct) != ok:
-                    disagreements.append({"id": str(ex.id), "sample": j, "source": bool(s.correct), "grader": ok,
-                                          "extracted": answer})
-                if labels == "imported":
-                    ok = bool(s.correct)
-            correct.append(int(ok))
-            extracted.append(answer)
-            reasons.append(why)
-        finish = [s.finish_reason for s in row_samples]
-        n_truncated, n_empty = sample_flags([s.text for s in row_samples], finish)
-        truncated += n_truncated
-        n, c = len(correct), sum(correct)
-        rows.append({"id": str(ex.id), "index": int(ex.index), "n": n, "c": c, "mu": c / n,
-                     "designated": designated, "r": correct[designated], "correct": correct,
-                     "extracted": extracted, "reasons": reasons, "finish_reasons": finish,
-                     "n_truncated": n_truncated, "n_empty": n_empty, "sample_keys": list(row_keys),
-                     "completion_tokens": [completion_token_count(s.completion()) for s in row_samples]})
+        comps = [Completion.from_dict(s.completion()) for s in row_samples]
+        graded = grade_responses(task, ex, comps)
+        row = target_row(str(ex.id), int(ex.index), comps, graded, designated, sample_keys=row_keys)
+        for j, (s, (g, _why)) in enumerate(zip(row_samples, graded, strict=True)):
+            if s.correct is None:
+                continue
+            verdicts += 1
+            if bool(s.correct) != bool(g.correct):
+                disagreements.append({"id": str(ex.id), "sample": j, "source": bool(s.correct),
+                                      "grader": bool(g.correct), "extracted": g.extracted})
+            if labels == "imported":
+                row["correct"][j] = int(bool(s.correct))
+        if labels == "imported":
+            row["c"] = sum(row["correct"])
+            row["mu"] = row["c"] / row["n"]
+            row["r"] = row["correct"][designated]
+        truncated += row["n_truncated"]
+        rows.append(row)
     return rows, {"verdicts": verdicts, "disagreements": disagreements, "truncated": truncated}
 
 
