@@ -39,12 +39,13 @@ from threadpoolctl import threadpool_limits
 
 from . import validate as V
 from .metrics import LOGLOSS_EPS, bin_edges, bin_index
-from .resampling import resample_counts
+from .resampling import resample_counts, rows_matmul
 from .selective import prepare as prepare_selective
 from .selective import selective_rows
 
 #: Target elements per row block of the rank metrics: 2**17 doubles = 1 MiB, to stay in cache.
 RANK_ELEMENTS = 1 << 17
+
 
 
 def percentile_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -301,14 +302,14 @@ class PreparedEstimator:
         if self.ties:
             g, midg = _group_ranks(ws, self.starts, True)
             x = ws * np.take(midg, self.grp, axis=1)         # w_i R_i
-            sum_rank_rc = x @ self.rc_s                      # (b, 2): sum w R r, sum w R c
+            sum_rank_rc = rows_matmul(x, self.rc_s)                      # (b, 2): sum w R r, sum w R c
             cross = np.einsum("bq,bq->b", x, rm_s)
             g3 = np.einsum("bg,bg,bg->b", g, g, g)
         else:
             # every question is its own group: R = C - (w - 1) / 2 with C the running weight, so
             # w R = w C - w^2 / 2 + w / 2 and the last two terms are shared by all estimators
             y = ws * np.cumsum(ws, axis=1)
-            yrc = y @ self.rc_s
+            yrc = rows_matmul(y, self.rc_s)
             sum_rank_rc = yrc - 0.5 * shared.w2_rc + 0.5 * s[:, [_R, _C]]
             cross = np.einsum("bq,bq->b", y, rm_s) - 0.5 * shared.w2_rm + 0.5 * shared.w_rm
             g3 = shared.w3
@@ -333,7 +334,7 @@ class PreparedEstimator:
                 wn = ws * self.n_s
                 _, mid2 = _group_ranks(wn, self.starts, self.ties)
                 r2 = np.take(mid2, self.grp, axis=1) if self.ties else mid2
-                sum_pos_rank = (ws * r2) @ self.rc_s[:, 1]
+                sum_pos_rank = rows_matmul(ws * r2, self.rc_s[:, 1])
             neg2 = s[:, _N] - pos2
             au2 = (sum_pos_rank - pos2 * (pos2 + 1.0) * 0.5) / (pos2 * neg2)
             au2[(pos2 <= 0) | (neg2 <= 0)] = np.nan
@@ -357,7 +358,7 @@ class RankShared:
         rm = np.take(self.midm, task.mu_grp, axis=1)        # mid-rank of mu, original order
         w2 = w * w
         self.w3 = np.einsum("bq,bq->b", w2, w)
-        self.w2_rc = w2 @ task.rc
+        self.w2_rc = rows_matmul(w2, task.rc)
         self.w2_rm = np.einsum("bq,bq->b", w2, rm)
         self.w_rm = np.einsum("bq,bq->b", w, rm)
 
@@ -368,11 +369,11 @@ def _chunk_metrics(w, feats, bounds, names, estimators, task, derived=None):
     ``derived``: ``{name: (base position, dropped question indices)}`` of restricted estimators, whose
     weighted sums are their base's minus the dropped questions' (no columns of their own in ``feats``).
     """
-    s_all = w @ feats
+    s_all = rows_matmul(w, feats)
     blocks = {nm: s_all[:, bounds[i]:bounds[i + 1]] for i, nm in enumerate(names)}
     for nm, (pos, dropped) in (derived or {}).items():
         base = feats[:, bounds[pos]:bounds[pos + 1]]
-        blocks[nm] = blocks[names[pos]] - (w[:, dropped] @ base[dropped] if dropped.size else 0.0)
+        blocks[nm] = blocks[names[pos]] - (rows_matmul(w[:, dropped], base[dropped]) if dropped.size else 0.0)
     every = list(blocks)
     res = {nm: estimators[nm].linear_metrics(blocks[nm]) for nm in every}
     step = max(1, RANK_ELEMENTS // max(w.shape[1], 1))

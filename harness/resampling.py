@@ -13,11 +13,34 @@ import numpy as np
 
 from . import validate as V
 
-__all__ = ["CHUNK_ELEMENTS", "resample_counts"]
+__all__ = ["CHUNK_ELEMENTS", "ROW_TILE", "resample_counts", "rows_matmul"]
 
 #: Target elements per chunk of resamples (b * Q): 2**23 doubles = 64 MiB, so that the matrix product with
 #: the feature matrix runs at full speed (it streams the features once per chunk).
 CHUNK_ELEMENTS = 1 << 23
+
+#: Rows of every resample-by-question matrix product are padded to a multiple of this, so that each
+#: resample's weighted sums are bit-identical whatever the chunk size: BLAS kernels handle a partial tile of
+#: rows (here: a chunk of 7) with another summation order than full tiles, a difference of one ulp.
+ROW_TILE = 16
+
+
+def rows_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for a (rows, Q) matrix ``a``, with each row's result independent of how many rows ``a`` has.
+
+    Args:
+        a: (rows, Q) resample weights (or weights times per-question values).
+        b: (Q,) or (Q, m).
+
+    Returns:
+        (rows,) or (rows, m), equal to ``a @ b`` up to rounding, and the same bits for a row whichever
+        chunk of resamples it came in.
+    """
+    rows = a.shape[0]
+    pad = -rows % ROW_TILE
+    if pad:
+        a = np.concatenate([a, np.zeros((pad, a.shape[1]), dtype=a.dtype)])
+    return (a @ b)[:rows]
 
 
 def resample_counts(n_questions: int, n_boot: int, seed: int = 0,
@@ -32,7 +55,7 @@ def resample_counts(n_questions: int, n_boot: int, seed: int = 0,
 
     Yields:
         (b, Q) float64 matrices of non-negative integer counts, each row summing to Q.
-        The default chunk is about ``CHUNK_ELEMENTS / Q`` resamples.
+        The default chunk is about ``CHUNK_ELEMENTS / Q`` resamples, a multiple of ``ROW_TILE``.
 
     Raises:
         ValueError: ``n_questions`` or ``n_boot`` not whole and >= 0, or ``chunk`` not whole and >= 1.
@@ -42,7 +65,7 @@ def resample_counts(n_questions: int, n_boot: int, seed: int = 0,
     if chunk is not None:
         chunk = int(V.positive_int(chunk, "chunk", "resample_counts"))
     if chunk is None:
-        chunk = max(1, CHUNK_ELEMENTS // max(n_questions, 1))
+        chunk = max(ROW_TILE, CHUNK_ELEMENTS // max(n_questions, 1) // ROW_TILE * ROW_TILE)
     children = np.random.SeedSequence(seed).spawn(n_boot)
     for start in range(0, n_boot, chunk):
         kids = children[start:start + chunk]
