@@ -8,6 +8,8 @@ text that has no line breaks of its own (the descriptions) and keeps text that h
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import NoReturn
 
 
 class WrappedDescriptionHelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -17,3 +19,20 @@ class WrappedDescriptionHelpFormatter(argparse.RawDescriptionHelpFormatter):
         if "\n" in text.strip():
             return super()._fill_text(text, width, indent)
         return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
+def add_progress_flags(parser, help: str | None = "always show progress bars (default: only on a terminal)") -> None:
+    """``--progress`` / ``--no-progress`` (``args.progress``: True, False, or None = only on a terminal)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--progress", dest="progress", action="store_true", default=None, help=help)
+    group.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def one_line_errors(parser: argparse.ArgumentParser, command: str) -> None:
+    """Make ``parser`` report bad arguments as one line naming ``command``'s help, exit status 2."""
+
+    def error(message: str) -> NoReturn:
+        print(f"{command}: error: {message} (see `{command} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+    parser.error = error  # type: ignore[method-assign]

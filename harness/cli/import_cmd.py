@@ -10,7 +10,7 @@ import os
 import sys
 
 from ..runconfig import split_names
-from ._help import WrappedDescriptionHelpFormatter
+from ._help import WrappedDescriptionHelpFormatter, add_progress_flags
 
 EPILOG = """examples:
   capcal import samples.jsonl --task gsm8k --output runs/mine --estimators consistency,oracle_cc
@@ -64,9 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    metavar="DIR", help="the task's data mirror (default: $CAPCAL_DATA_DIR, else the hub)")
     p.add_argument("--bootstrap", type=int, default=None, metavar="N", help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=None, help="bootstrap seed (default 0)")
-    progress = p.add_mutually_exclusive_group()
-    progress.add_argument("--progress", dest="progress", action="store_true", default=None)
-    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress_flags(p, help=None)
     p.set_defaults(func=run)
     return p
 

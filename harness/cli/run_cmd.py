@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-from typing import NoReturn
 
 from ..runconfig import DEFAULT_TRAIN_LIMIT, RunConfig, split_names
-from ._help import WrappedDescriptionHelpFormatter
+from ._help import WrappedDescriptionHelpFormatter, add_progress_flags, one_line_errors
 
 EPILOG = """examples:
   capcal run --tasks triviaqa,gsm8k --limit 10 --k 4 --output runs/demo
@@ -74,17 +72,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="decode each answer's final line (and the verbalized confidence) under a grammar: "
                         "off (default), on, or both (free samples define mu; a forced copy is drawn beside "
                         "them and both parse rates are printed)")
-    progress = o.add_mutually_exclusive_group()
-    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
-                          help="always show progress bars (default: only on a terminal)")
-    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress_flags(o)
     p.set_defaults(func=run)
-
-    def one_line_error(message: str) -> NoReturn:
-        print(f"capcal run: error: {message} (see `capcal run --help`)", file=sys.stderr)
-        sys.exit(2)
-
-    p.error = one_line_error  # type: ignore[method-assign]
+    one_line_errors(p, "capcal run")
     return p
 
 

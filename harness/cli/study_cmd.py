@@ -10,9 +10,8 @@ import argparse
 import os
 import shlex
 import sys
-from typing import NoReturn
 
-from ._help import WrappedDescriptionHelpFormatter
+from ._help import WrappedDescriptionHelpFormatter, add_progress_flags, one_line_errors
 
 EPILOG = """examples:
   capcal study                                  # the 'cpu' preset: sizes that fit a 2-core machine
@@ -58,16 +57,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="the report; its figures go to a folder of the same name (default docs/study.md)")
     p.add_argument("--report-only", action="store_true",
                    help="only regenerate the report from the summaries (no model, no sampling)")
-    progress = p.add_mutually_exclusive_group()
-    progress.add_argument("--progress", dest="progress", action="store_true", default=None)
-    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress_flags(p, help=None)
     p.set_defaults(func=run)
-
-    def one_line_error(message: str) -> NoReturn:
-        print(f"capcal study: error: {message} (see `capcal study --help`)", file=sys.stderr)
-        sys.exit(2)
-
-    p.error = one_line_error  # type: ignore[method-assign]
+    one_line_errors(p, "capcal study")
     return p
 
 
