@@ -189,8 +189,9 @@ def test_llamacpp_decodes_every_mmlu_sample_into_a_letter(tmp_path, data_dir):
     """Real SmolLM2 GGUF in process: every forced sample ends with a parseable final line."""
     out = tmp_path / "run"
     proc = capcal("run", "--model", "llamacpp", "--model_args", "model=smollm2-135m", "--tasks", "mmlu",
-                  "--limit", "6", "--k", "3", "--estimators", "verbalized", "--forced-format", "both",
-                  "--max-tokens", "48", "--data-dir", str(data_dir), "--output", str(out), "--no-progress")
+                  "--limit", "3", "--k", "2", "--estimators", "verbalized", "--forced-format", "both",
+                  "--max-tokens", "48", "--data-dir", str(data_dir), "--output", str(out), "--no-progress",
+                  timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     forced_rows = [json.loads(x) for x in (out / "tasks/mmlu/splits/forced/targets.jsonl").read_text().splitlines()]
     from capcal.store import SampleStore
