@@ -25,7 +25,7 @@ import numpy as np
 from .errors import CapcalError, DataError
 
 __all__ = ["LeakageError", "question_text", "question_keys", "overlap", "without_scored", "check_disjoint",
-           "check_estimator_leakage"]
+           "declares_in_sample", "check_estimator_leakage"]
 
 
 class LeakageError(DataError):
@@ -123,6 +123,14 @@ def _permuted_targets(ctx: Any, seed: int) -> Any:
     return replace(ctx, targets=targets)
 
 
+def declares_in_sample(meta: Any) -> bool:
+    """Whether an estimator's meta declares its confidences in-sample: ``in_sample`` or
+    ``samples_overlap_mu`` set, also in the meta of a wrapped base estimator (``base_meta``)."""
+    if not isinstance(meta, dict):
+        return False
+    return bool(meta.get("in_sample") or meta.get("samples_overlap_mu")) or declares_in_sample(meta.get("base_meta"))
+
+
 def check_estimator_leakage(make_estimator: Any, eval_ctx: Any, train: Any = None, validation: Any = None,
                             seed: int = 0, atol: float = 1e-9) -> dict[str, Any]:
     """Check that an estimator's confidences do not read the scored questions' targets.
@@ -183,7 +191,7 @@ def check_estimator_leakage(make_estimator: Any, eval_ctx: Any, train: Any = Non
     both = np.isfinite(original) & np.isfinite(changed)
     diff = float(np.max(np.abs(original[both] - changed[both]))) if both.any() else 0.0
     reads = diff > atol or not np.array_equal(np.isfinite(original), np.isfinite(changed))
-    declared = any(bool(m.get("in_sample") or m.get("samples_overlap_mu")) for m in (meta, meta_changed))
+    declared = any(declares_in_sample(m) for m in (meta, meta_changed))
     if reads and not declared:
         raise LeakageError(f"estimator {getattr(make_estimator(), 'name', make_estimator)!r}: its confidences on "
                            f"the evaluation split change (by up to {diff:.3g}) when that split's own targets are "

@@ -20,7 +20,10 @@ message names the plugin and the rule it broke, and returns ``None`` when everyt
 * :func:`check_estimator`: named constructor parameters with defaults that ``get_params`` returns and that
   rebuild an equal estimator (``**options``, if any, must fold into them); one confidence per question, in [0, 1] or NaN with a reason; repeatable
   output; works on a subset of questions; ``fit`` never reads the evaluation split (it is given only the
-  training and validation contexts, and reading the evaluation targets while fitting is caught).
+  training and validation contexts, and reading the evaluation targets while fitting is caught); the
+  held-out splits share no question (id or normalised text) with the scored ones, and the confidences do
+  not change when the scored questions' own targets are permuted, unless the estimator's meta declares
+  it in-sample (:func:`capcal.leakage.check_estimator_leakage`).
 * :func:`check_backend`: identity and ``describe``; every requested sample reported once with a
   :class:`~capcal.models.base.Completion`; each declared capability (``supports_logprobs``,
   ``supports_hidden_states``, ``supports_next_token_logprobs``) works and the undeclared ones raise
@@ -393,6 +396,17 @@ def check_estimator(estimator: Estimator | type, ctx: EstimatorContext | None = 
         _require(not state["leaks"], who, "fit() read the evaluation split's targets")
     finally:
         del estimator.fit
+    # the leakage rule (capcal.leakage): the held-out splits share no question with the scored ones, and
+    # the confidences do not move when the scored questions' own targets are permuted and flipped, unless
+    # the estimator declares itself in-sample (meta "in_sample" / "samples_overlap_mu")
+    from .leakage import LeakageError, check_estimator_leakage
+
+    try:
+        _call(who, "the leakage check", lambda: check_estimator_leakage(lambda: cls(**got), ctx))
+    except CheckError as exc:
+        if isinstance(exc.__cause__, LeakageError):
+            raise CheckError(f"{who}: {exc.__cause__}") from None
+        raise
 
 
 # -- backends -------------------------------------------------------------------------------------------
