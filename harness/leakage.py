@@ -115,8 +115,12 @@ def _permuted_targets(ctx: Any, seed: int) -> Any:
     perm = rng.permutation(q)
     if q > 1 and np.array_equal(perm, np.arange(q)):
         perm = np.roll(perm, 1)
-    targets = ctx.targets.take(perm)
-    targets.ids = np.asarray(ctx.targets.ids)                      # same questions, other targets
+    original = ctx.targets
+    targets = original.take(perm)
+    # same questions, same answers (extracted, reasons), other correctness
+    targets.ids = np.asarray(original.ids)
+    targets.extracted, targets.reasons = original.extracted, original.reasons
+    targets.designated = np.minimum(np.asarray(original.designated), np.asarray(targets.n) - 1)
     # and flipped (correct <-> wrong), so that even a constant mu changes
     targets.labels = np.where(np.isnan(targets.labels), np.nan, 1.0 - targets.labels)
     targets.c = np.nansum(targets.labels, axis=1).astype(np.int64)
