@@ -24,3 +24,41 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
 fi
+
+# llama-cpp-python (the llamacpp backend and the embedded default's fast path; its [server] extra runs the
+# real llama.cpp server in the tests). The registry has no wheel for it: pip compiles llama.cpp (about
+# 4 minutes on 2 cores; pip's wheel cache makes later installs take seconds). The CPU instruction sets are
+# chosen from /proc/cpuinfo, never with GGML_NATIVE (a native build crashed in llama_decode on a CPU with
+# AMX) and never with AMX. CAPCAL_NO_LLAMA=1 skips it: capcal then falls back to transformers.
+LLAMA_PIN="llama-cpp-python[server]==0.3.36"
+llama_cmake_args() {
+  local flags args="-DGGML_NATIVE=OFF" pair
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+  # cpuinfo flag:cmake option (GGML_NATIVE=OFF turns the first six ON by default, so each is set explicitly)
+  for pair in sse4_2:SSE42 avx:AVX avx2:AVX2 bmi2:BMI2 fma:FMA f16c:F16C avx512f:AVX512 \
+              avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16 avx512vbmi:AVX512_VBMI; do
+    case "$flags" in
+      *" ${pair%%:*} "*) args="$args -DGGML_${pair#*:}=ON" ;;
+      *) args="$args -DGGML_${pair#*:}=OFF" ;;
+    esac
+  done
+  echo "$args -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+}
+if [ "${CAPCAL_NO_LLAMA:-0}" != 1 ] && [ -r /proc/cpuinfo ]; then
+  llama_args=$(llama_cmake_args)
+  llama_stamp=.venv/.capcal-llama
+  llama_want="$LLAMA_PIN $llama_args"
+  if [ "$(cat "$llama_stamp" 2>/dev/null)" != "$llama_want" ]; then
+    if ! command -v cmake >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1; then
+      echo "setup: no cmake or C++ compiler: skipping llama-cpp-python (capcal falls back to transformers)" >&2
+    else
+      echo "setup: installing $LLAMA_PIN (compiles llama.cpp once: about 4 minutes) with $llama_args" >&2
+      if CMAKE_ARGS="$llama_args" .venv/bin/pip install -q --disable-pip-version-check "$LLAMA_PIN"; then
+        echo "$llama_want" > "$llama_stamp"
+      else
+        echo "setup: llama-cpp-python failed to build (CAPCAL_NO_LLAMA=1 skips it: capcal then uses transformers)" >&2
+        exit 1
+      fi
+    fi
+  fi
+fi

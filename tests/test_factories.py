@@ -66,9 +66,9 @@ def test_convert_value_keeps_non_numbers_as_strings():
 
 # -- registry and factories --------------------------------------------------------------------------
 def test_builtin_models_are_registered_through_the_plugin_hook():
-    assert set(BUILTIN_MODELS) == {"embedded", "hf", "openai"}
+    assert set(BUILTIN_MODELS) == {"embedded", "hf", "llamacpp", "openai"}
     reg = Registry(entry_points=False, plugins=[builtin])
-    assert {"embedded", "hf", "openai"} <= set(reg.models)
+    assert {"embedded", "hf", "llamacpp", "openai"} <= set(reg.models)
 
 
 def test_hf_factory_errors_are_one_line(tmp_path):

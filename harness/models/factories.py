@@ -92,11 +92,26 @@ def _call(name: str, cls: type, kwargs: dict[str, Any]) -> ModelBackend:
                               quote=False)
 
 
-def embedded(**kwargs: Any) -> ModelBackend:
-    """The embedded SmolLM2-135M-Instruct (no server, no download). Args: batch_size, dtype, device,
-    cache_dir, num_threads."""
-    from .embedded import EmbeddedBackend
+_ENGINES = ("auto", "llamacpp", "transformers")
 
+
+def embedded(**kwargs: Any) -> ModelBackend:
+    """The embedded SmolLM2-135M-Instruct (no server, no download).
+
+    ``engine``: ``llamacpp`` (llama.cpp in process: the default when llama-cpp-python is installed; args
+    n_ctx, n_parallel, n_threads, cache_dir) or ``transformers`` (the fallback; args batch_size, dtype,
+    device, cache_dir, num_threads). Hidden states (probes) always come from transformers."""
+    from .embedded import EmbeddedBackend, EmbeddedLlamaBackend
+    from .llamacpp_backend import llama_cpp_available
+
+    engine = kwargs.pop("engine", "auto")
+    if engine not in _ENGINES:
+        raise ModelError(f"model 'embedded': engine must be one of {', '.join(_ENGINES)}, got {engine!r}")
+    if engine == "auto":
+        hf_only = {"batch_size", "dtype", "device", "num_threads"} & set(kwargs)
+        engine = "llamacpp" if llama_cpp_available() and not hf_only else "transformers"
+    if engine == "llamacpp":
+        return _call("embedded", EmbeddedLlamaBackend, kwargs)
     return _call("embedded", EmbeddedBackend, kwargs)
 
 
@@ -123,4 +138,19 @@ def openai(**kwargs: Any) -> ModelBackend:
     return _call("openai", OpenAIBackend, kwargs)
 
 
-BUILTIN_MODELS: dict[str, Callable[..., ModelBackend]] = {"embedded": embedded, "hf": hf, "openai": openai}
+def llamacpp(**kwargs: Any) -> ModelBackend:
+    """llama.cpp in process (llama-cpp-python): ``model=`` a .gguf path or a model name (default
+    smollm2-135m), plus n_ctx, n_parallel, n_threads, n_batch, n_gpu_layers, name, verbose."""
+    from .llamacpp_backend import LlamaCppBackend
+
+    if "pretrained" in kwargs:
+        if "model" in kwargs:
+            raise ModelError("model 'llamacpp': give either model= or pretrained=, not both")
+        kwargs["model"] = kwargs.pop("pretrained")
+    if "model" in kwargs and kwargs["model"] is not None:
+        kwargs["model"] = str(kwargs["model"])
+    return _call("llamacpp", LlamaCppBackend, kwargs)
+
+
+BUILTIN_MODELS: dict[str, Callable[..., ModelBackend]] = {"embedded": embedded, "hf": hf, "llamacpp": llamacpp,
+                                                          "openai": openai}
