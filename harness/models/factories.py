@@ -95,6 +95,17 @@ def _call(name: str, cls: type, kwargs: dict[str, Any]) -> ModelBackend:
 _ENGINES = ("auto", "llamacpp", "transformers")
 
 
+def _model_alias(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Accept lm-eval's ``pretrained=`` for ``model=`` and make the model a string (``model=7`` is a name)."""
+    if "pretrained" in kwargs:
+        if "model" in kwargs:
+            raise ModelError(f"model {name!r}: give either model= or pretrained=, not both")
+        kwargs["model"] = kwargs.pop("pretrained")
+    if "model" in kwargs and kwargs["model"] is not None:
+        kwargs["model"] = str(kwargs["model"])
+    return kwargs
+
+
 def embedded(**kwargs: Any) -> ModelBackend:
     """The embedded SmolLM2-135M-Instruct (no server, no download).
 
@@ -120,13 +131,7 @@ def hf(**kwargs: Any) -> ModelBackend:
     device, batch_size, name, revision, num_threads."""
     from .hf_backend import HFBackend
 
-    if "pretrained" in kwargs:
-        if "model" in kwargs:
-            raise ModelError("model 'hf': give either model= or pretrained=, not both")
-        kwargs["model"] = kwargs.pop("pretrained")
-    if "model" in kwargs and kwargs["model"] is not None:
-        kwargs["model"] = str(kwargs["model"])
-    return _call("hf", HFBackend, kwargs)
+    return _call("hf", HFBackend, _model_alias("hf", kwargs))
 
 
 def openai(**kwargs: Any) -> ModelBackend:
@@ -143,13 +148,7 @@ def llamacpp(**kwargs: Any) -> ModelBackend:
     smollm2-135m), plus n_ctx, n_parallel, n_threads, n_batch, n_gpu_layers, name, verbose."""
     from .llamacpp_backend import LlamaCppBackend
 
-    if "pretrained" in kwargs:
-        if "model" in kwargs:
-            raise ModelError("model 'llamacpp': give either model= or pretrained=, not both")
-        kwargs["model"] = kwargs.pop("pretrained")
-    if "model" in kwargs and kwargs["model"] is not None:
-        kwargs["model"] = str(kwargs["model"])
-    return _call("llamacpp", LlamaCppBackend, kwargs)
+    return _call("llamacpp", LlamaCppBackend, _model_alias("llamacpp", kwargs))
 
 
 BUILTIN_MODELS: dict[str, Callable[..., ModelBackend]] = {"embedded": embedded, "hf": hf, "llamacpp": llamacpp,
