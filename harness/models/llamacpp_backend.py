@@ -417,7 +417,8 @@ class LlamaCppBackend(ModelBackend):
             tops = s.tops[:n] if params.top_logprobs > 0 else None
         reasoning, answer = split_reasoning(text)
         return Completion(text=answer, reasoning=reasoning, finish_reason=finish, tokens=tokens,
-                          token_logprobs=logprobs, top_logprobs=tops, seed=int(s.seed))
+                          token_logprobs=logprobs, top_logprobs=tops, seed=int(s.seed),
+                          completion_tokens=len(s.ids))
 
     # -- generation -------------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerationRequest], on_result: ResultCallback,
