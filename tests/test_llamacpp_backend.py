@@ -316,8 +316,9 @@ def test_nucleus_threshold_matches_a_full_sort():
 
 # -- the embedded default ---------------------------------------------------------------------------
 def test_the_embedded_default_runs_on_llama_cpp_with_hidden_states_from_transformers(embedded_backend):
-    from capcal.models.embedded import EmbeddedBackend, EmbeddedLlamaBackend
+    from capcal.models.embedded import EmbeddedBackend
     from capcal.models.factories import BUILTIN_MODELS
+    from capcal.models.llamacpp_backend import EmbeddedLlamaBackend
 
     default = BUILTIN_MODELS["embedded"](n_ctx=1024, n_threads=1)
     try:
@@ -357,3 +358,12 @@ def test_the_llamacpp_factory_takes_model_names_and_paths(backend):
         BUILTIN_MODELS["llamacpp"](n_seq=4)
     with pytest.raises(ModelError, match="n_parallel must be a positive integer"):
         BUILTIN_MODELS["llamacpp"](n_parallel=0)
+
+
+def test_the_backend_passes_the_conformance_kit_and_declares_what_it_can_do(backend):
+    from capcal.testing import check_backend
+
+    assert backend.capabilities == frozenset({"logprobs", "next_token_logprobs"})
+    check_backend(backend)
+    with pytest.raises(NotImplementedError):
+        backend.hidden_states([QUESTION])

