@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import validate as V
 from .bootstrap import resample_counts
 from .selective import tie_group_starts as _groups
 
@@ -140,8 +141,22 @@ def _over_resamples(rows, names: list[str], q: int, n_boot: int, seed: int, poin
     return {name: {k: np.concatenate([pt[name][k] for pt in parts]) for k in parts[0][name]} for name in names}
 
 
-def _check(name: str, a, q: int | None = None) -> np.ndarray:
-    arr = np.asarray(a, dtype=float)
+def _check(name: str, a, q: int | None = None, kind: str = "target") -> np.ndarray:
+    """``a`` as a (Q,) float array, validated for its ``kind``.
+
+    Args:
+        kind: ``"target"`` (a capability target: values in [0, 1], no NaN), ``"confidence"`` (in [0, 1] or
+            NaN) or ``"priority"`` (any finite value or NaN).
+
+    Raises:
+        ValueError: a shape other than (q,), or entries outside the kind's range (their count is named).
+    """
+    if kind == "confidence":
+        arr = V.confidences(a, name, "routing")
+    elif kind == "priority":
+        arr = V.finite_or_nan(a, name, "routing")
+    else:
+        arr = V.unit_interval(a, name, "routing")
     if arr.ndim != 1 or (q is not None and arr.size != q):
         raise ValueError(f"{name}: expected a ({q if q is not None else 'Q'},) array, got shape {arr.shape}")
     return arr
@@ -173,7 +188,8 @@ def routing_curve(p, mu_small, mu_large, *, priority=None, cost_ratio: float = 1
         is ``>= p_max_routed``, the key of the last group routed).
     """
     mu_s, mu_l = _check("mu_small", mu_small), _check("mu_large", mu_large, np.size(mu_small))
-    key = -_check("p", p, mu_s.size) if priority is None else _check("priority", priority, mu_s.size)
+    key = (-_check("p", p, mu_s.size, "confidence") if priority is None
+           else _check("priority", priority, mu_s.size, "priority"))
     if np.isnan(key).any():
         raise ValueError("routing_curve: drop the questions without a confidence (NaN) first")
     ev = _routing_events(key, mu_l - mu_s)
@@ -226,7 +242,13 @@ def decisions(p, mu_small, mu_large, threshold: float = DEFAULT_THRESHOLD) -> tu
     Returns:
         ``(routed, right)``, both (Q,) float 0/1.
     """
-    p, mu_s, mu_l = (np.asarray(a, dtype=float) for a in (p, mu_small, mu_large))
+    mu_s = _check("mu_small", mu_small)
+    mu_l = _check("mu_large", mu_large, mu_s.size)
+    return _decide(_check("p", p, mu_s.size, "confidence"), mu_s, mu_l, threshold)
+
+
+def _decide(p: np.ndarray, mu_s: np.ndarray, mu_l: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`decisions` on checked arrays (``p`` may hold ``inf`` for questions that are never routed)."""
     routed = p < threshold
     right = np.where(routed, mu_l > mu_s, mu_l <= mu_s)
     return routed.astype(float), right.astype(float)
@@ -280,15 +302,15 @@ def routing_bootstrap(confidences: Mapping[str, np.ndarray], mu_small, mu_large,
     prepared = {}
     for name, p in confidences.items():
         pr = None if priorities is None else priorities.get(name)
-        pv = None if p is None else _check(f"confidence {name!r}", p, q)
-        key = -pv if pr is None else _check(f"priority {name!r}", pr, q)
+        pv = None if p is None else _check(f"confidence {name!r}", p, q, "confidence")
+        key = -pv if pr is None else _check(f"priority {name!r}", pr, q, "priority")
         valid = ~np.isnan(key) if pv is None else ~(np.isnan(key) | np.isnan(pv))
         idx = np.flatnonzero(valid)
         ev = Events.sorted_by(key[idx], idx, np.ones(idx.size), d[idx], descending=True)
         oracle = Events.sorted_by(d[idx], idx, np.ones(idx.size), d[idx], descending=True)
         right = routed = None
         if pv is not None:
-            routed, right = decisions(np.where(valid, pv, np.inf), mu_s, mu_l, threshold)
+            routed, right = _decide(np.where(valid, pv, np.inf), mu_s, mu_l, threshold)
         prepared[name] = (valid.astype(float), ev, oracle, right, routed)
 
     def rows(w):
@@ -347,7 +369,8 @@ def _check_cascade(confidences, mus, costs):
             raise ValueError(f"mu of model {i + 1}: expected {q} questions, got {mu.size}")
     if len(confidences) < len(mus) - 1:
         raise ValueError(f"a cascade of {len(mus)} models needs the confidences of the first {len(mus) - 1}")
-    conf = [_check(f"confidence of model {i + 1}", c, q) for i, c in enumerate(confidences[:len(mus) - 1])]
+    conf = [_check(f"confidence of model {i + 1}", c, q, "confidence")
+            for i, c in enumerate(confidences[:len(mus) - 1])]
     costs = np.asarray(costs, dtype=float).reshape(-1)
     if costs.size != len(mus) - 1 or not np.all(np.isfinite(costs)) or np.any(costs <= 0):
         raise ValueError(f"a cascade of {len(mus)} models needs {len(mus) - 1} positive marginal costs "
@@ -371,7 +394,7 @@ def _random_cascade_area(w: np.ndarray, mus: Sequence[np.ndarray], costs: np.nda
 
 def random_cascade_curve(mus: Sequence[np.ndarray], costs, points: int = 21) -> list[dict[str, float]]:
     """Points of the random cascade (each model passes a question on with probability t), t from 0 to 1."""
-    mus = [np.asarray(m, dtype=float) for m in mus]
+    mus = [_check(f"mu of model {i + 1}", m) for i, m in enumerate(mus)]
     costs = np.asarray(costs, dtype=float)
     out = []
     for t in np.linspace(0.0, 1.0, points):
@@ -407,7 +430,7 @@ def cascade_curve(confidences: Sequence[np.ndarray], mus: Sequence[np.ndarray], 
 
 def oracle_cascade_curve(mus: Sequence[np.ndarray], costs) -> list[dict[str, float]]:
     """The oracle's accuracy against cost (the merged upper hulls), one point per distinct slope."""
-    mus = [np.asarray(m, dtype=float) for m in mus]
+    mus = [_check(f"mu of model {i + 1}", m) for i, m in enumerate(mus)]
     ev = _oracle_events(mus, np.asarray(costs, dtype=float))
     x, y = ev.curve(np.ones((1, mus[0].size)), np.array([mus[0].mean()]))
     return [{"cost": float(a), "accuracy": float(b)} for a, b in zip(x[0], y[0], strict=True)]
@@ -431,7 +454,7 @@ def cascade_bootstrap(confidences: Mapping[str, Sequence[np.ndarray]], mus: Sequ
         valid = ~np.any([np.isnan(c) for c in conf_c], axis=0)
         prepared[name] = (valid.astype(float),
                           _cascade_events([np.where(valid, c, 0.0) for c in conf_c], mus_c, costs_c))
-    mus_c = [np.asarray(m, dtype=float) for m in mus]
+    mus_c = [_check(f"mu of model {i + 1}", m) for i, m in enumerate(mus)]
     costs_c = np.asarray(costs, dtype=float).reshape(-1)
     oracle = _oracle_events(mus_c, costs_c)
     q = mus_c[0].size

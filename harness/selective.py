@@ -31,6 +31,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import validate as V
 from .resampling import resample_counts
 
 #: Coverages of the curve stored with each estimator's analysis.
@@ -231,9 +232,15 @@ def aurc_rows(w: np.ndarray, order: Ordering, oracle: Ordering, t: np.ndarray) -
 
 
 def prepare(p, t) -> tuple[Ordering, Ordering, np.ndarray]:
-    """The orderings :func:`aurc_rows` needs: (by confidence, by target, target with 0 at NaN questions)."""
-    p = np.asarray(p, dtype=float)
-    t = np.asarray(t, dtype=float)
+    """The orderings :func:`aurc_rows` needs: (by confidence, by target, target with 0 at NaN questions).
+
+    ``p`` may be any real score (only its order counts; NaN = left out); ``t`` must lie in [0, 1].
+
+    Raises:
+        ValueError: an infinite score, a target outside [0, 1], or shapes that differ.
+    """
+    p = V.finite_or_nan(p, "p", "selective prediction")   # only its order counts: any real score
+    t = V.unit_interval(t, "target", "selective prediction", allow_nan=True)
     if p.shape != t.shape or p.ndim != 1:
         raise ValueError(f"confidences {p.shape} and target {t.shape} must be (Q,) arrays of the same length")
     order = Ordering(p)
@@ -341,8 +348,9 @@ def selective_curve(p, mu, r, coverages=COVERAGES) -> list[dict[str, float]]:
         ``[{"coverage", "cc_accuracy", "rc_accuracy", "cc_oracle", "rc_oracle"}]``; ``random`` accuracy is
         the mean target at every coverage (not repeated here).
     """
-    p = np.asarray(p, dtype=float)
-    mu, r = np.asarray(mu, dtype=float), np.asarray(r, dtype=float)
+    p = V.finite_or_nan(p, "p", "selective_curve")
+    mu = V.unit_interval(mu, "mu", "selective_curve", allow_nan=True)
+    r = V.binary(r, "r", "selective_curve", allow_nan=True)
     valid = ~np.isnan(p)
     cols = {"cc_accuracy": accuracy_at_coverage(p, mu, coverages),
             "rc_accuracy": accuracy_at_coverage(p, r, coverages),
