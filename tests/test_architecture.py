@@ -69,7 +69,7 @@ print(capcal.__file__)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()
     assert lines[0] == ("['aime25', 'gpqa', 'gsm8k', 'math500', 'mmlu', 'simpleqa', 'triviaqa'] 6 True "
-                        "['embedded', 'hf', 'openai']")
+                        "['embedded', 'hf', 'llamacpp', 'openai']")
     assert Path(lines[1]).resolve() == ROOT / "harness" / "__init__.py"
 
 
