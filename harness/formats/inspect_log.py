@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from .records import ImportedQuestion, ImportedSample, SourceInfo
+from .records import ImportedQuestion, ImportedSample, SourceInfo, questions_with_samples
 
 _STOP = {"stop": "stop", "max_tokens": "length", "model_length": "length", "content_filter": "content_filter"}
 
@@ -126,10 +126,7 @@ def read_inspect(path: str | Path) -> tuple[list[ImportedQuestion], SourceInfo]:
                                        correct=_verdict(scores), prompt_tokens=usage.get("input_tokens"),
                                        completion_tokens=usage.get("output_tokens"),
                                        extracted=None if answer is None else str(answer))
-    questions = []
-    for q, epochs in groups.values():
-        q.samples = [epochs[e] for e in sorted(epochs)]
-        questions.append(q)
+    questions = questions_with_samples(groups.values())
     if errors:
         info.notes.append(f"{errors} inspect_ai samples ended in an error (imported as failed, finish reason 'error')")
     return questions, info

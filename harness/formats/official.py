@@ -31,7 +31,16 @@ import numpy as np
 
 from ..errors import DataError
 from .generic import iter_jsonl
-from .records import ImportedQuestion, ImportedSample, SourceInfo, as_bool, as_count, as_index, as_text
+from .records import (
+    ImportedQuestion,
+    ImportedSample,
+    SourceInfo,
+    as_bool,
+    as_count,
+    as_index,
+    as_text,
+    questions_with_samples,
+)
 
 _TRAILING_INT = re.compile(r"_(\d+)$")
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -119,10 +128,7 @@ def read_official(path: str | Path) -> tuple[list[ImportedQuestion], SourceInfo]
             completion_tokens=as_count(row.get("completion_tokens"), where, "completion_tokens"),
             prompt_tokens=as_count(row.get("prompt_tokens"), where, "prompt_tokens"),
             extracted=None if extracted is None else str(extracted))
-    questions = []
-    for q, samples in by_id.values():
-        q.samples = [samples[j] for j in sorted(samples)]
-        questions.append(q)
+    questions = questions_with_samples(by_id.values())
     if duplicates:
         info.notes.append(f"{duplicates} repeated (example_id, sampled_id) lines in {sampled.name}: kept the first of each")
     info.confidences = confidence_files(folder)

@@ -163,3 +163,13 @@ def as_tokens(value: Any, where: str) -> list[str] | None:
 
 def as_count(value: Any, where: str, name: str) -> int | None:
     return as_index(value, where, name)
+
+
+def questions_with_samples(groups: Any) -> list[ImportedQuestion]:
+    """The questions of ``groups`` (an iterable of ``(question, {sample number: ImportedSample})``), each with
+    its samples set in order of their number (repeat, epoch, ...); the input order of questions is kept."""
+    questions = []
+    for q, by_number in groups:
+        q.samples = [by_number[j] for j in sorted(by_number)]
+        questions.append(q)
+    return questions
