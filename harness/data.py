@@ -18,13 +18,13 @@ would (every row has every column, missing values ``None``, columns in order of 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .errors import DataError
+from .jsonio import iter_jsonl
 
 ENV_VAR = "CAPCAL_DATA_DIR"
 
@@ -131,20 +131,11 @@ def read_jsonl_rows(file: Path) -> Rows:
     rows: list[dict[str, Any]] = []
     columns: dict[str, None] = {}
     try:
-        with open(file, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as exc:
-                    raise DataError(f"cannot read {file}: line {lineno} is not valid JSON ({exc})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"cannot read {file}: line {lineno} is not a JSON object")
-                if len(row) != len(columns) or any(k not in columns for k in row):
-                    for k in row:
-                        columns.setdefault(k, None)
-                rows.append(row)
+        for _, row in iter_jsonl(file, DataError, objects=True):
+            if len(row) != len(columns) or any(k not in columns for k in row):
+                for k in row:
+                    columns.setdefault(k, None)
+            rows.append(row)
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {file}: {exc}") from None
     names = list(columns)

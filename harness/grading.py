@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import CapcalError, DataError
-from .jsonio import write_atomic
+from .jsonio import iter_jsonl, write_atomic
 from .targets import (  # the grading rules live with the targets stage; re-exported for callers of grading
     EMPTY,
     FINISH_ALIASES,
@@ -92,17 +92,7 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"responses file not found: {path}")
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: each line must be a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    yield from iter_jsonl(path, DataError, objects=True)
 
 
 def _example_for(task: Any, row: dict, where: str):

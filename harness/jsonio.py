@@ -4,7 +4,7 @@
   values (NaN and infinities become ``None``), so a document never holds ``NaN`` (not JSON).
 * :func:`write_atomic`: write a file through a temporary file in the same folder, ``fsync`` it, then
   ``os.replace`` it over the target, so that a reader sees either the old file or the whole new one.
-* :func:`write_json`, :func:`write_jsonl`, :func:`read_jsonl`: the JSON and JSON Lines forms of the above.
+* :func:`write_json`, :func:`write_jsonl`, :func:`read_jsonl`, :func:`iter_jsonl`: the JSON and JSON Lines forms of the above.
 
 Nothing here knows about runs, models or metrics; every capcal module that writes a file uses it.
 """
@@ -15,14 +15,14 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["clean_json", "read_jsonl", "write_atomic", "write_json", "write_jsonl"]
+__all__ = ["clean_json", "iter_jsonl", "read_jsonl", "write_atomic", "write_json", "write_jsonl"]
 
 
 def clean_json(obj: Any, *, nonfinite_to_none: bool = True) -> Any:
@@ -87,21 +87,30 @@ def write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
                                       for r in rows))
 
 
-def read_jsonl(path: str | Path, error: type[Exception] = ValueError) -> list[Any]:
-    """Read JSON Lines (blank lines skipped).
+def iter_jsonl(path: str | Path, error: type[Exception] = ValueError, *,
+               objects: bool = False) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line number, value)`` for each non-blank line of a JSON Lines file (lines count from 1).
 
     Args:
-        path: the file.
-        error: the exception class raised for a malformed line, with the message ``FILE:LINE: not valid
-            JSON (...)`` (the run directory passes :class:`capcal.errors.RunDirError`).
+        path: the file (opening errors such as a missing file propagate as ``OSError``).
+        error: the exception class raised for a malformed line, with the message ``cannot read FILE: line N
+            is not valid JSON (...)`` (callers pass :class:`capcal.errors.RunDirError`, ``DataError``, ...).
+        objects: also refuse a line whose value is not a JSON object (``... is not a JSON object``).
     """
-    rows = []
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                value = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise error(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-    return rows
+                raise error(f"cannot read {path}: line {lineno} is not valid JSON ({exc.msg})") from None
+            if objects and not isinstance(value, dict):
+                raise error(f"cannot read {path}: line {lineno} is not a JSON object "
+                            f"(got {type(value).__name__})")
+            yield lineno, value
+
+
+def read_jsonl(path: str | Path, error: type[Exception] = ValueError) -> list[Any]:
+    """Every value of a JSON Lines file, in order (blank lines skipped); errors as :func:`iter_jsonl`."""
+    return [value for _, value in iter_jsonl(path, error)]

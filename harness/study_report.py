@@ -88,6 +88,12 @@ def _cell(s: dict[str, Any]) -> str:
     return f"{s['title']} / {s['task']}"
 
 
+def _point_rows(runs: list[dict[str, Any]], key: str, cells) -> list[list[str]]:
+    """Table rows ``[model / task, estimator, *cells(point)]`` over every run's ``key`` points per estimator."""
+    return [[_cell(r["summary"]), name, *cells(pt)]
+            for r in runs for name, pts in sorted(r[key].items()) for pt in pts]
+
+
 def _fig_name(s: dict[str, Any], kind: str) -> str:
     return f"{s['model']}__{s['task']}__{kind}.svg"
 
@@ -252,14 +258,9 @@ def render(summaries: list[dict[str, Any]], fig_dir_name: str = "study") -> tupl
           "Instance-level MSE of the predicted pass@k, 1 - (1 - p)^k, against the unbiased pass@k of each "
           "question's samples, minus the same MSE of the constant baseline; negative favours the confidence. "
           "*Verdict*: better / worse when the paired-bootstrap interval excludes 0, else *can't tell*.", ""]
-    rows = []
-    for r in runs:
-        for name, pts in sorted(r["passk"].items()):
-            for pt in pts:
-                lo, hi = pt["ci"]
-                verdict = "better" if hi < 0 else ("worse" if lo > 0 else "can't tell")
-                rows.append([_cell(r["summary"]), name, str(pt["k"]), _f(pt["mse"], 4), _f(pt["mse_constant"], 4),
-                             _pm(pt["diff"], pt["ci"], 4), verdict])
+    rows = _point_rows(runs, "passk", lambda pt: [
+        str(pt["k"]), _f(pt["mse"], 4), _f(pt["mse_constant"], 4), _pm(pt["diff"], pt["ci"], 4),
+        "better" if pt["ci"][1] < 0 else ("worse" if pt["ci"][0] > 0 else "can't tell")])
     L += _table(["model / task", "estimator", "k", "MSE", "MSE constant", "difference [CI]", "verdict"], rows)
     consts = sorted({r["constant_label"] for r in runs})
     L += ["The constant is " + "; ".join(f"{c}" for c in consts) + ".", ""]
@@ -267,13 +268,9 @@ def render(summaries: list[dict[str, Any]], fig_dir_name: str = "study") -> tupl
           "Uniform gives every question B samples; the greedy allocation by a confidence gets the smallest total "
           "budget that reaches uniform's expected solve rate (evaluated exactly from each question's samples). "
           "*Saved* = 1 - needed / B; negative means the allocation needs more than uniform.", ""]
-    rows = []
-    for r in runs:
-        for name, pts in sorted(r["budget"].items()):
-            for pt in pts:
-                rows.append([_cell(r["summary"]), name, str(pt["B"]), _f(pt["uniform"]),
-                             _f(pt["needed_B"], 2) if pt["needed_B"] is not None else "never",
-                             f"{pt['saved']:+.0%}" if pt["saved"] is not None else "-"])
+    rows = _point_rows(runs, "budget", lambda pt: [
+        str(pt["B"]), _f(pt["uniform"]), _f(pt["needed_B"], 2) if pt["needed_B"] is not None else "never",
+        f"{pt['saved']:+.0%}" if pt["saved"] is not None else "-"])
     L += _table(["model / task", "estimator", "B", "uniform solve rate", "needed (samples / question)", "saved"], rows)
     L += ["### Are larger models better calibrated, and still overconfident?", "",
           "Mean confidence minus mean mu (positive = overconfident) with its bootstrap interval, and CC-ECE.", ""]

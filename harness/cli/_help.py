@@ -21,6 +21,17 @@ class WrappedDescriptionHelpFormatter(argparse.RawDescriptionHelpFormatter):
         return argparse.HelpFormatter._fill_text(self, text, width, indent)
 
 
+def add_command(subparsers, name: str, help: str, description: str,
+                epilog: str | None = None) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` to ``subparsers`` with capcal's help layout.
+
+    ``help`` is the one-line summary of ``capcal --help``; ``description`` is prose whose line breaks do
+    not matter (it is re-wrapped to the terminal); ``epilog`` keeps its own layout (the ``examples:``).
+    """
+    return subparsers.add_parser(name, help=help, description=" ".join(description.split()), epilog=epilog,
+                                 formatter_class=WrappedDescriptionHelpFormatter)
+
+
 def add_progress_flags(parser, help: str | None = "always show progress bars (default: only on a terminal)") -> None:
     """``--progress`` / ``--no-progress`` (``args.progress``: True, False, or None = only on a terminal)."""
     group = parser.add_mutually_exclusive_group()

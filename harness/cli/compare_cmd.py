@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..runconfig import split_names
-from ._help import WrappedDescriptionHelpFormatter
+from ._help import add_command
 
 EPILOG = """examples:
   capcal compare runs/base runs/new                         # gate on CC-Brier at alpha 0.05
@@ -22,13 +22,17 @@ task x estimator (reference rows oracle_cc, oracle_rc, constant excluded unless 
 --estimators); 2 bad input."""
 
 
+HELP = "paired comparison of two runs on the same questions (CI gate)"
+
+DESCRIPTION = """\
+Compare NEW with BASE question by question (matched by task and question id): paired bootstrap of every
+metric per task x estimator (NEW - BASE with an interval), exact McNemar test on the designated sample's
+correctness, Wilcoxon signed-rank test on mu.
+"""
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "compare", help="paired comparison of two runs on the same questions (CI gate)",
-        description="Compare NEW with BASE question by question (matched by task and question id): paired "
-                    "bootstrap of every metric per task x estimator (NEW - BASE with an interval), exact "
-                    "McNemar test on the designated sample's correctness, Wilcoxon signed-rank test on mu.",
-        epilog=EPILOG, formatter_class=WrappedDescriptionHelpFormatter)
+    p = add_command(subparsers, "compare", HELP, DESCRIPTION, EPILOG)
     p.add_argument("base", metavar="BASE", help="run directory of the baseline")
     p.add_argument("new", metavar="NEW", help="run directory of the candidate")
     p.add_argument("--metric", default="cc_brier", help="metric whose significant worsening fails (default cc_brier)")

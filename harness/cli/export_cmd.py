@@ -10,21 +10,25 @@ import os
 import sys
 
 from ..runconfig import split_names
-from ._help import WrappedDescriptionHelpFormatter
+from ._help import add_command
 
 EPILOG = """examples:
   capcal export --format official runs/demo --output paper/     # paper/outputs/<task>-<split>__<model>/...
   capcal import paper/outputs/gsm8k-test__smollm2 --task gsm8k --output runs/back   # and back again"""
 
 
+HELP = "write a run's samples and confidences in the paper's official layout"
+
+DESCRIPTION = """\
+Write the evaluation split of each task of a run in the official code's files
+(outputs/<task>-<split>__<model>/sampled.jsonl, ground_truth.jsonl, ground_truth_summary.json;
+estimator_results/<estimator>/<...>/confidence_predictions_cc.jsonl), so that the paper's scripts read
+capcal's samples. See docs/import.md.
+"""
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "export", help="write a run's samples and confidences in the paper's official layout",
-        description="Write the evaluation split of each task of a run in the official code's files "
-                    "(outputs/<task>-<split>__<model>/sampled.jsonl, ground_truth.jsonl, "
-                    "ground_truth_summary.json; estimator_results/<estimator>/<...>/confidence_predictions_cc"
-                    ".jsonl), so that the paper's scripts read capcal's samples. See docs/import.md.",
-        epilog=EPILOG, formatter_class=WrappedDescriptionHelpFormatter)
+    p = add_command(subparsers, "export", HELP, DESCRIPTION, EPILOG)
     p.add_argument("run_dir", metavar="RUN", help="the run directory")
     p.add_argument("--format", default="official", choices=["official"], help="output layout (default official)")
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="folder to write into")

@@ -6,14 +6,20 @@ import argparse
 import sys
 from typing import Any
 
+from ._help import add_command
+
+HELP = "regrade stored responses with a task's grader"
+
+DESCRIPTION = """\
+Regrade stored model outputs. Each line of the input JSON Lines file holds 'response' (a string or a list of
+strings) and either 'doc' (the task's document fields) or 'index' (row of the task's eval split). Each
+output line adds 'extracted' and 'correct'; a summary 'rows=.. correct=.. unparseable=..' goes to stderr.
+See docs/grading.md.
+"""
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "grade", help="regrade stored responses with a task's grader",
-        description="Regrade stored model outputs. Each line of the input JSON Lines file holds 'response' (a "
-                    "string or a list of strings) and either 'doc' (the task's document fields) or 'index' "
-                    "(row of the task's eval split). Each output line adds 'extracted' and 'correct'; a "
-                    "summary 'rows=.. correct=.. unparseable=..' goes to stderr. See docs/grading.md.")
+    parser = add_command(subparsers, "grade", HELP, DESCRIPTION)
     parser.add_argument("--task", required=True, help="registered task name (capcal list tasks)")
     parser.add_argument("--responses", required=True, metavar="FILE.jsonl", help="input JSON Lines file")
     parser.add_argument("--output", default=None, metavar="OUT.jsonl",

@@ -10,7 +10,7 @@ import os
 import sys
 
 from ..runconfig import split_names
-from ._help import WrappedDescriptionHelpFormatter, add_progress_flags
+from ._help import add_command, add_progress_flags
 
 EPILOG = """examples:
   capcal import samples.jsonl --task gsm8k --output runs/mine --estimators consistency,oracle_cc
@@ -23,16 +23,19 @@ formats (docs/import.md): generic (JSON Lines, one line per question or per samp
 output directory), lm_eval (lm-evaluation-harness --log_samples with repeats), inspect (inspect_ai logs)."""
 
 
+HELP = "build a run from samples made elsewhere; add imported confidences to a run"
+
+DESCRIPTION = """\
+Import k samples per question made by another tool (generic JSON Lines, the paper's official output
+directory, lm-evaluation-harness --log_samples with repeats, inspect_ai logs): questions are matched to the
+task's documents by id, then index, then normalised question text (never guessed), graded with the task's
+grader into targets, and scored by the estimators that need no model. With --confidences, a file of id ->
+confidence becomes an estimator output of an existing run instead.
+"""
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "import", help="build a run from samples made elsewhere; add imported confidences to a run",
-        description="Import k samples per question made by another tool (generic JSON Lines, the paper's "
-                    "official output directory, lm-evaluation-harness --log_samples with repeats, inspect_ai "
-                    "logs): questions are matched to the task's documents by id, then index, then normalised "
-                    "question text (never guessed), graded with the task's grader into targets, and scored "
-                    "by the estimators that need no model. With --confidences, a file of id -> confidence "
-                    "becomes an estimator output of an existing run instead.",
-        epilog=EPILOG, formatter_class=WrappedDescriptionHelpFormatter)
+    p = add_command(subparsers, "import", HELP, DESCRIPTION, EPILOG)
     p.add_argument("path", nargs="?", metavar="SOURCE|RUN",
                    help="the samples to import (file or directory); with --confidences, the run directory")
     p.add_argument("--task", metavar="NAME", help="the capcal task the questions belong to (capcal list tasks)")

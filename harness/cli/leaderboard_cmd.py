@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from ..runconfig import split_names
-from ._help import WrappedDescriptionHelpFormatter
+from ._help import add_command
 
 #: the output formats (the keys of :data:`capcal.report.FORMATS`; a test checks that they agree)
 FORMAT_NAMES = ("md", "csv", "json", "html")
@@ -22,13 +22,17 @@ EPILOG = """examples:
   capcal leaderboard runs/a runs/b --output-dir report/     # leaderboard.{md,csv,json,html}"""
 
 
+HELP = "tabulate runs: model x estimator rows, headline metrics per task"
+
+DESCRIPTION = """\
+Build the leaderboard of one or more run directories from their results.json: rows are model x estimator,
+columns the headline metrics per task and their mean, with 95% bootstrap intervals. The HTML format is one
+self-contained file with plots.
+"""
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "leaderboard", help="tabulate runs: model x estimator rows, headline metrics per task",
-        description="Build the leaderboard of one or more run directories from their results.json: rows are "
-                    "model x estimator, columns the headline metrics per task and their mean, with 95% "
-                    "bootstrap intervals. The HTML format is one self-contained file with plots.",
-        epilog=EPILOG, formatter_class=WrappedDescriptionHelpFormatter)
+    p = add_command(subparsers, "leaderboard", HELP, DESCRIPTION, EPILOG)
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (or their results.json files)")
     p.add_argument("--format", choices=list(FORMAT_NAMES), default="md", help="output format (default: md)")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")

@@ -7,14 +7,21 @@ import inspect
 import re
 from typing import Any
 
+from ._help import add_command
+
 KINDS = ("tasks", "graders", "estimators", "models")
 
 
+HELP = "list registered tasks, graders, estimators and model backends"
+
+DESCRIPTION = """\
+List what the installed plugins register (capcal's built-ins included). Plugins that failed to load and task
+specs that failed validation are listed at the end.
+"""
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "list", help="list registered tasks, graders, estimators and model backends",
-        description="List what the installed plugins register (capcal's built-ins included). Plugins that "
-                    "failed to load and task specs that failed validation are listed at the end.")
+    parser = add_command(subparsers, "list", HELP, DESCRIPTION)
     parser.add_argument("kind", nargs="?", choices=KINDS, help="list only this kind (default: all)")
     parser.set_defaults(func=run)
     return parser

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import CapcalError
 from ..runconfig import split_names
-from ._help import WrappedDescriptionHelpFormatter
+from ._help import add_command
 
 EPILOG = """examples:
   capcal route runs/small runs/large                        # every estimator of runs/small
@@ -32,16 +32,20 @@ def _ratios(value: str | None) -> list[float] | None:
         raise CapcalError(f"--cost-ratio expects numbers separated by commas, got {value!r}") from None
 
 
+HELP = "route questions between models by confidence (routing gain, cascades)"
+
+DESCRIPTION = """\
+Score routing between the runs of different models on the same questions: question i goes to the larger
+model when the small model's confidence p_i < t. Per estimator: the routing gain captured (random = 0,
+oracle = 1), the accuracy at 20% and 50% routed and the decision accuracy at --threshold, with 95% paired-
+bootstrap intervals and paired differences between estimators; baselines random, oracle and the large
+model's own confidence. With three or more runs, also the cascade over the runs in the given order (cheapest
+first).
+"""
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "route", help="route questions between models by confidence (routing gain, cascades)",
-        description="Score routing between the runs of different models on the same questions: question i goes "
-                    "to the larger model when the small model's confidence p_i < t. Per estimator: the routing "
-                    "gain captured (random = 0, oracle = 1), the accuracy at 20% and 50% routed and the decision "
-                    "accuracy at --threshold, with 95% paired-bootstrap intervals and paired differences between "
-                    "estimators; baselines random, oracle and the large model's own confidence. With three or "
-                    "more runs, also the cascade over the runs in the given order (cheapest first).",
-        epilog=EPILOG, formatter_class=WrappedDescriptionHelpFormatter)
+    p = add_command(subparsers, "route", HELP, DESCRIPTION, EPILOG)
     p.add_argument("runs", metavar="RUN", nargs="+", help="run directories, cheapest model first (two or more)")
     p.add_argument("--estimator", "--estimators", dest="estimator", metavar="NAME[,NAME]",
                    help="estimators to score (default: every estimator of the first run)")

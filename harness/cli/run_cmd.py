@@ -11,7 +11,7 @@ import argparse
 import os
 
 from ..runconfig import DEFAULT_TRAIN_LIMIT, RunConfig, split_names
-from ._help import WrappedDescriptionHelpFormatter, add_progress_flags, one_line_errors
+from ._help import add_command, add_progress_flags, one_line_errors
 
 EPILOG = """examples:
   capcal run --tasks triviaqa,gsm8k --limit 10 --k 4 --output runs/demo
@@ -23,12 +23,16 @@ Re-running the same command resumes: stored samples are never requested again, a
 did not change are skipped."""
 
 
+HELP = "sample, grade, estimate and score one model on tasks"
+
+DESCRIPTION = """\
+Sample k answers per question, grade them into capability and response targets, run confidence estimators
+and write the results into a run directory.
+"""
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "run", help="sample, grade, estimate and score one model on tasks",
-        description="Sample k answers per question, grade them into capability and response targets, run "
-                    "confidence estimators and write the results into a run directory.",
-        epilog=EPILOG, formatter_class=WrappedDescriptionHelpFormatter)
+    p = add_command(subparsers, "run", HELP, DESCRIPTION, EPILOG)
     m = p.add_argument_group("model")
     m.add_argument("--model", default="embedded", metavar="NAME",
                    help="registered model backend: embedded (default), hf, openai, or a plugin's")

