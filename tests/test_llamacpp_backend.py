@@ -281,6 +281,43 @@ def test_a_grammar_constrains_every_sample(backend):
     assert all(re.fullmatch(r"The answer is [0-9]*", c.text) for c in out.values() if c.finish_reason == "length")
 
 
+def test_lazy_grammar_draws_are_the_masked_distribution(backend):
+    """After the first token a grammar is checked lazily (the drawn token only, the whole vocabulary when it
+    is refused); the draws must still follow softmax(logits / T) restricted to the grammar's tokens."""
+    from types import SimpleNamespace
+
+    base = backend._grammar_base('root ::= "Answer: " [A-D]')
+    mask = backend._grammar_mask(base)
+    allowed = np.flatnonzero(mask)
+    assert 2 <= allowed.size < 200
+    gen = np.random.default_rng(7)
+    logits = np.full(backend.n_vocab, -30.0, dtype=np.float32)
+    logits[allowed] = gen.normal(0.0, 1.0, allowed.size)
+    refused = gen.choice(np.flatnonzero(~mask), 6, replace=False)
+    logits[refused] = gen.normal(0.0, 1.0, refused.size)
+    for temperature in (1.0, 0.7):
+        w = np.exp(logits.astype(np.float64) / temperature - logits.max() / temperature)
+        share = w[allowed].sum() / w.sum()
+        assert 0.1 < share < 0.9  # both the kept draw and the redraw under the mask happen
+        params = SamplingParams(temperature=temperature, grammar="x")
+        drawn = []
+        for start in range(0, SEEDS, 250):
+            samples = [SimpleNamespace(rng=np.random.default_rng(seed), grammar=base)
+                       for seed in range(start, start + 250)]
+            drawn += backend._choose_under_grammar(samples, np.tile(logits, (250, 1)), params)
+        assert set(drawn) <= set(allowed.tolist())
+        expected = {str(t): w[t] / w[allowed].sum() for t in allowed}
+        assert chi_square([str(t) for t in drawn], expected) > P_MIN
+        # the same seeds give the same tokens (one uniform for the draw, one more only for a redraw)
+        again = backend._choose_under_grammar([SimpleNamespace(rng=np.random.default_rng(s), grammar=base)
+                                                for s in range(20)], np.tile(logits, (20, 1)), params)
+        assert again == drawn[:20]
+    greedy = SamplingParams(temperature=0.0, grammar="x")
+    best = int(allowed[np.argmax(logits[allowed])])
+    logits[refused[0]] = logits.max() + 1.0  # the unmasked argmax is refused: the masked argmax is drawn
+    assert backend._choose_under_grammar([SimpleNamespace(rng=None, grammar=base)], logits[None], greedy) == [best]
+
+
 def test_a_bad_grammar_and_bad_parameters_are_one_line_errors(backend):
     with pytest.raises(ModelError, match="invalid GBNF grammar"):
         collect(backend, [GenerationRequest(QUESTION, SamplingParams(grammar="root ::= ("), ["x"], [0])])
@@ -367,3 +404,28 @@ def test_the_backend_passes_the_conformance_kit_and_declares_what_it_can_do(back
     check_backend(backend)
     with pytest.raises(NotImplementedError):
         backend.hidden_states([QUESTION])
+
+
+def _fake_sysfs(root, cores: dict[int, tuple[int, int]]):
+    for cpu, (package, core) in cores.items():
+        topo = root / f"cpu{cpu}" / "topology"
+        topo.mkdir(parents=True)
+        (topo / "physical_package_id").write_text(f"{package}\n")
+        (topo / "core_id").write_text(f"{core}\n")
+    return root
+
+
+def test_default_threads_count_physical_cores_not_hyperthreads(tmp_path):
+    from capcal.models.llamacpp_backend import _default_threads
+
+    # two cores with two hyperthreads each, and a second package whose core ids repeat the first's
+    ht = _fake_sysfs(tmp_path / "ht", {0: (0, 0), 1: (0, 0), 2: (0, 1), 3: (0, 1), 4: (1, 0), 5: (1, 0)})
+    assert _default_threads({0, 1, 2, 3}, ht) == 2
+    assert _default_threads({0, 1}, ht) == 1
+    assert _default_threads({0, 1, 2, 3, 4, 5}, ht) == 3
+    # a VM that reports one thread per core: every CPU is a core (the 2-core machines here)
+    vm = _fake_sysfs(tmp_path / "vm", {0: (0, 0), 1: (0, 1)})
+    assert _default_threads({0, 1}, vm) == 2
+    # no topology: half the CPUs, at least one
+    assert _default_threads({0, 1, 2, 3}, tmp_path / "none") == 2
+    assert _default_threads({0}, tmp_path / "none") == 1

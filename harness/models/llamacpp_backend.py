@@ -18,7 +18,9 @@ How a generation runs (:meth:`LlamaCppBackend.generate`):
   same seed gives the same text drawn alone or among others (measured: bit-identical logits, hence
   identical texts and log-probabilities, on this CPU build);
 * a GBNF grammar (``SamplingParams.grammar``) runs as llama.cpp's grammar sampler, one per sequence: it
-  only masks the logits (disallowed tokens get ``-inf``); the draw itself stays in numpy.
+  only says which tokens may come next; the draw itself stays in numpy. An untruncated draw checks only
+  the token drawn and masks the whole vocabulary only when the grammar refuses it, which gives exactly the
+  masked distribution (see :meth:`LlamaCppBackend._choose_under_grammar`).
 
 Reported log-probabilities (``token_logprobs``, ``top_logprobs``, :meth:`LlamaCppBackend.next_token_logprobs`)
 are ``log_softmax`` of the raw logits: the model's distribution at temperature 1 before truncation or
@@ -84,14 +86,30 @@ def resolve_model(name_or_path: str) -> Path:
     return Path(resolve_model_file(str(name_or_path)))
 
 
-def _default_threads() -> int:
-    """Half the CPUs this process may use (at least 1): llama.cpp's threads spin at every barrier, so on a
-    shared machine one thread per physical core, not per hyperthread, is the robust default."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus // 2)
+def _default_threads(cpus: set[int] | None = None, sysfs: str | Path = "/sys/devices/system/cpu") -> int:
+    """One thread per physical core this process may run on (at least 1), llama.cpp's own convention.
+
+    llama.cpp's threads spin at every barrier, so a second thread on the hyperthread sibling of a core
+    slows decoding down. Cores are told apart by ``(physical_package_id, core_id)`` in sysfs; where the
+    topology cannot be read, half the CPUs (the usual two hyperthreads per core).
+
+    Args:
+        cpus: the CPU numbers to count (default: this process's affinity).
+        sysfs: the sysfs CPU folder (a test passes a fake one).
+    """
+    if cpus is None:
+        try:
+            cpus = set(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            cpus = set(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in cpus:
+        topo = Path(sysfs) / f"cpu{cpu}" / "topology"
+        try:
+            cores.add(((topo / "physical_package_id").read_text().strip(), (topo / "core_id").read_text().strip()))
+        except OSError:
+            return max(1, len(cpus) // 2)
+    return max(1, len(cores))
 
 
 @dataclass
@@ -128,7 +146,6 @@ class _Sample:
     logprobs: list = field(default_factory=list)
     tops: list = field(default_factory=list)
     done: bool = False
-    mask: np.ndarray | None = None  # (V,) tokens the grammar allows next
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
 
 
@@ -141,7 +158,7 @@ class LlamaCppBackend(ModelBackend):
             once plus ``max_tokens`` cells per live sample, so ``n_ctx`` bounds how many questions share a
             batch. Capped at the model's training context.
         n_parallel: most sequences decoded together (the k samples of a question, plus other questions').
-        n_threads: CPU threads (default: half the CPUs this process may use, at least 1).
+        n_threads: CPU threads (default: one per physical core this process may use, at least 1).
         n_batch: most prompt tokens per ``llama_decode``.
         n_gpu_layers: layers offloaded to a GPU (only for a GPU build of llama.cpp).
         name: the model name in store keys (default: the model's title, or the GGUF file's stem).
@@ -345,25 +362,60 @@ class LlamaCppBackend(ModelBackend):
             self._grammars[grammar] = base
         return base
 
-    def _grammar_mask(self, sampler) -> np.ndarray:
-        """(V,) bool: the tokens ``sampler`` allows next, from llama.cpp's grammar sampler."""
+    def _grammar_filter(self, sampler, ids: np.ndarray) -> np.ndarray:
+        """Bool per token id of ``ids``: whether ``sampler`` (a grammar) allows it next (state unchanged)."""
         ll = self._ll
+        n = len(ids)
         if self._token_data is None:
             dtype = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
             assert dtype.itemsize == ctypes.sizeof(ll.llama_token_data)
             self._token_data = np.zeros(self.n_vocab, dtype=dtype)
-        data = self._token_data
-        data["id"] = np.arange(self.n_vocab, dtype=np.int32)
+        data = self._token_data[:n]
+        data["id"] = ids
         data["logit"] = 0.0
         data["p"] = 0.0
-        arr = ll.llama_token_data_array(data=data.ctypes.data_as(ll.llama_token_data_p), size=self.n_vocab,
+        arr = ll.llama_token_data_array(data=data.ctypes.data_as(ll.llama_token_data_p), size=n,
                                         selected=-1, sorted=False)
         ll.llama_sampler_apply(sampler, ctypes.byref(arr))
-        size = int(arr.size)
-        view = np.ctypeslib.as_array(arr.data, shape=(size,)).view(data.dtype)
-        allowed = np.zeros(self.n_vocab, dtype=bool)
-        allowed[view["id"][np.isfinite(view["logit"])]] = True
-        return allowed
+        view = np.ctypeslib.as_array(arr.data, shape=(int(arr.size),)).view(data.dtype)
+        kept = set(view["id"][np.isfinite(view["logit"])].tolist())
+        return np.array([int(t) in kept for t in ids], dtype=bool) if n < 64 else np.isin(ids, list(kept))
+
+    def _grammar_mask(self, sampler) -> np.ndarray:
+        """(V,) bool: the tokens ``sampler`` allows next, from llama.cpp's grammar sampler."""
+        return self._grammar_filter(sampler, np.arange(self.n_vocab, dtype=np.int32))
+
+    def _choose_under_grammar(self, samples: list[_Sample], logits: np.ndarray, params: SamplingParams) -> list[int]:
+        """One token per sample from its grammar-masked distribution (-1 where the grammar allows nothing).
+
+        Masking the whole vocabulary at every step is costly (a grammar check per token id, 152k for Qwen),
+        so an untruncated draw is made lazily and still exactly: a token drawn from the unmasked
+        distribution p is kept when the grammar allows it; otherwise the mask is computed and the token
+        drawn again from the masked distribution. With A the mass the grammar allows, an allowed token t
+        comes out with probability p(t) + (1 - A) * p(t) / A = p(t) / A, the masked distribution. Greedy
+        decoding is exact the same way (the unmasked argmax, when allowed, is the masked argmax). With
+        top-k, top-p or min-p the truncation applies to the masked distribution, so the mask comes first.
+
+        Args:
+            samples: the live samples of one question's parameters, one per row of ``logits``.
+            logits: (B, V) float32 logits.
+            params: their sampling parameters.
+        """
+        lazy = params.top_k <= 0 and params.top_p >= 1.0 and params.min_p <= 0.0
+        rngs = [s.rng for s in samples]
+        first = ts.choose_tokens(logits, params.temperature, 0, 1.0, 0.0, rngs) if lazy else None
+        out = []
+        for j, s in enumerate(samples):
+            if first is not None and self._grammar_filter(s.grammar, first[j:j + 1].astype(np.int32))[0]:
+                out.append(int(first[j]))
+                continue
+            mask = self._grammar_mask(s.grammar)
+            if not mask.any():
+                out.append(-1)
+                continue
+            out.append(int(ts.choose_tokens(logits[j], params.temperature, params.top_k, params.top_p,
+                                            params.min_p, [s.rng], mask[None])[0]))
+        return out
 
     # -- sampling ---------------------------------------------------------------------------------
     @staticmethod
@@ -613,14 +665,17 @@ class LlamaCppBackend(ModelBackend):
         for rows in groups.values():
             params = stepping[rows[0]].question.params
             sub = logits[rows]
-            allowed = None
             if params.grammar is not None:
-                allowed = np.stack([stepping[r].mask for r in rows])
-            tokens = ts.choose_tokens(sub, params.temperature, params.top_k, params.top_p, params.min_p,
-                                      [stepping[r].rng for r in rows], allowed)
+                tokens = self._choose_under_grammar([stepping[r] for r in rows], sub, params)
+            else:
+                tokens = ts.choose_tokens(sub, params.temperature, params.top_k, params.top_p, params.min_p,
+                                          [stepping[r].rng for r in rows]).tolist()
             logp = ts.log_softmax(sub) if (params.logprobs or params.top_logprobs) else None
-            for j, (r, tok) in enumerate(zip(rows, tokens.tolist(), strict=True)):
-                self._take(stepping[r], tok, None if logp is None else logp[j], finish)
+            for j, (r, tok) in enumerate(zip(rows, tokens, strict=True)):
+                if tok < 0:
+                    self._end(stepping[r], "error", finish)  # the grammar admits no next token
+                else:
+                    self._take(stepping[r], tok, None if logp is None else logp[j], finish)
 
     def _take(self, s: _Sample, token: int, logp_row: np.ndarray | None, finish: Callable) -> None:
         """Apply one drawn token: end the sample (EOG, stop string, budget) or queue it for the next step."""
@@ -638,24 +693,8 @@ class LlamaCppBackend(ModelBackend):
             self._end(s, "stop", finish, cut)
         elif len(s.ids) >= s.budget:
             self._end(s, "length", finish)
-        elif s.grammar is not None and not self._grammar_continues(s, finish):
-            return
         else:
             s.last = token
-
-    def _grammar_continues(self, s: _Sample, finish: Callable) -> bool:
-        """Compute the grammar's mask for the next token; end the sample when the grammar allows nothing
-        (``"error"``) or only end-of-generation (``"stop"``: that token has probability 1, so no decode is
-        needed to draw it)."""
-        s.mask = self._grammar_mask(s.grammar)
-        allowed = np.flatnonzero(s.mask)
-        if allowed.size == 0:
-            self._end(s, "error", finish)
-            return False
-        if allowed.size <= 8 and all(self.is_eog(int(t)) for t in allowed):
-            self._end(s, "stop", finish)
-            return False
-        return True
 
     def _end(self, s: _Sample, reason: str, finish: Callable, cut: int = -1) -> None:
         finish(s, reason, cut)
