@@ -135,20 +135,37 @@ def has_llamacpp(registry: Any) -> bool:
 
 
 def backend_for(model: str, registry: Any, force: str | None = None) -> tuple[str, dict[str, Any]]:
-    """The backend name and ``--model_args`` that run ``model``: llama.cpp in process when installed
-    (``model=<name>``), else transformers (the embedded SmolLM2, or ``hf`` on the GGUF in bfloat16)."""
+    """The backend name and ``--model_args`` that run ``model``.
+
+    SmolLM2 runs on the ``embedded`` backend: llama.cpp in process when installed (hidden states for the
+    probe from its transformers copy), else transformers. Any other model runs on ``llamacpp``
+    (``model=<name>``) when installed, else on ``hf`` over the GGUF in bfloat16. ``force`` picks
+    ``llamacpp``, ``embedded`` (SmolLM2 only) or ``hf``.
+    """
     kind = force or ("llamacpp" if has_llamacpp(registry) else "transformers")
+    if model == "smollm2-135m" and kind in ("llamacpp", "embedded", "transformers"):
+        engine = "transformers" if kind == "transformers" or not has_llamacpp(registry) else "llamacpp"
+        return "embedded", {"engine": engine}
     if kind == "llamacpp":
         return "llamacpp", {"model": model}
-    if kind in ("embedded", "transformers") and model == "smollm2-135m":
-        return "embedded", {}
     if kind in ("hf", "transformers", "embedded"):
         path = resolve_model_file(model)
         return "hf", {"model": str(path.parent), "gguf_file": path.name, "dtype": "bfloat16"}
     raise CapcalError(f"--backend {force!r}: expected llamacpp, embedded or hf")
 
 
-def _estimators_for(plan: StudyPlan, backend: str) -> tuple[list[str], dict[str, str]]:
+def threads_arg(backend: str, model_args: dict[str, Any]) -> str:
+    """The ``--model_args`` key of the CPU thread count: llama.cpp's ``n_threads``, torch's ``num_threads``."""
+    llama = backend == "llamacpp" or (backend == "embedded" and model_args.get("engine") == "llamacpp")
+    return "n_threads" if llama else "num_threads"
+
+
+def decodes_grammars(backend: str, model_args: dict[str, Any]) -> bool:
+    """Whether the backend decodes under a GBNF grammar: llama.cpp (also as the embedded engine) and servers."""
+    return backend in GRAMMAR_BACKENDS or (backend == "embedded" and model_args.get("engine") == "llamacpp")
+
+
+def _estimators_for(plan: StudyPlan, backend: str, grammars: bool) -> tuple[list[str], dict[str, str]]:
     """The estimators a backend can run, and why the others are skipped."""
     from .runconfig import parse_estimator_spec
 
@@ -157,17 +174,17 @@ def _estimators_for(plan: StudyPlan, backend: str) -> tuple[list[str], dict[str,
         name, params = parse_estimator_spec(est)
         if name in HIDDEN_STATE_ESTIMATORS and backend not in ("embedded", "hf"):
             skipped[est] = f"the {backend} backend gives no hidden states (probes need a transformers backend)"
-        elif params.get("forced") and backend not in GRAMMAR_BACKENDS:
+        elif params.get("forced") and not grammars:
             skipped[est] = f"the {backend} backend cannot decode under a grammar (forced formats need llamacpp)"
         else:
             kept.append(est)
     return kept, skipped
 
 
-def _forced_mode(plan: StudyPlan, task: StudyTask, backend: str) -> str:
+def _forced_mode(plan: StudyPlan, task: StudyTask, grammars: bool) -> str:
     """The task's ``--forced-format``: the task's, else the plan's; ``off`` on a backend without grammars."""
     mode = task.forced_format or plan.forced_format
-    return mode if backend in GRAMMAR_BACKENDS else "off"
+    return mode if grammars else "off"
 
 
 def run_dir_of(output: Path, model: str, task: str) -> Path:
@@ -278,8 +295,9 @@ def run_study(plan: StudyPlan, output: str | Path, summaries: str | Path, comman
     for model in plan.models:
         backend, model_args = backend_for(model, registry, plan.backend)
         if plan.threads is not None:
-            model_args["n_threads" if backend == "llamacpp" else "num_threads"] = int(plan.threads)
-        estimators, skipped = _estimators_for(plan, backend)
+            model_args[threads_arg(backend, model_args)] = int(plan.threads)
+        grammars = decodes_grammars(backend, model_args)
+        estimators, skipped = _estimators_for(plan, backend, grammars)
         for t in plan.tasks:
             rdir = run_dir_of(Path(output), model, t.name)
             rdir.mkdir(parents=True, exist_ok=True)
@@ -294,7 +312,7 @@ def run_study(plan: StudyPlan, output: str | Path, summaries: str | Path, comman
             config = RunConfig(output=rdir, model=backend, model_args=dict(model_args), tasks=[t.name], k=t.k,
                                limit=t.limit, estimators=estimators, seed=plan.seed, data_dir=plan.data_dir,
                                train_limit=plan.train_limit, bootstrap=plan.bootstrap, progress=plan.progress,
-                               forced_format=_forced_mode(plan, t, backend))
+                               forced_format=_forced_mode(plan, t, grammars))
             t0 = time.perf_counter()
             try:
                 run_fn(config, registry=registry)
