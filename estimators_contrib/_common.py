@@ -7,13 +7,15 @@ below that wrap them are kept for plugins written against earlier versions.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from capcal.estimators import EstimatorContext
 from capcal.models.base import Messages
 from capcal.prompts import render_user_prompt as _render
 from capcal.tasks import LETTERS
+
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    import numpy as np
 
 __all__ = ["LETTERS", "other_split", "question_of", "render_user_prompt", "subset_context", "usable_targets"]
 
@@ -56,6 +58,8 @@ def usable_targets(ctx: EstimatorContext) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(mu, r)``, two (Q,) float arrays.
     """
+    import numpy as np
+
     t = ctx.targets
     n = np.asarray(t.n, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):

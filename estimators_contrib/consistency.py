@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from capcal.defaults import DEFAULT_MAX_TOKENS
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
 from capcal.generation import CompletionCache, derived_seeds, generate_many
 from capcal.models.base import SamplingParams
+
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    pass
 
 
 def cluster_sizes(answers: Sequence[str | None], grader: Any) -> tuple[list[int], int]:
@@ -74,6 +76,8 @@ def agreement_entropy(sizes: Sequence[int], n_failed: int) -> float:
     singleton (a failure agrees with nothing). 1 = all m answers equal, 0 = all different (or all failed).
     For m = 1 the value is 1 when the answer was extracted and 0 when it failed.
     """
+    import numpy as np
+
     m = int(sum(sizes)) + int(n_failed)
     if m == 0:
         return float("nan")
@@ -138,6 +142,8 @@ class Consistency(Estimator):
                 for row, ex in zip(completions, ctx.examples, strict=True)], False
 
     def predict(self, ctx: EstimatorContext) -> EstimatorOutput:
+        import numpy as np
+
         answers, overlap = self.answers(ctx)
         grader = getattr(ctx.task, "grader", None)
         conf = np.full(len(ctx), np.nan)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
+
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    pass
 
 
 def imported_rows_path(ctx: EstimatorContext, source: str) -> Path:
@@ -39,6 +42,8 @@ class ImportedConfidence(Estimator):
         self.source = str(source)
 
     def predict(self, ctx: EstimatorContext) -> EstimatorOutput:
+        import numpy as np
+
         path = imported_rows_path(ctx, self.source)
         if not path.exists():
             raise CapcalError(f"imported: no imported confidences named {self.source!r} ({path} is missing); "

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
+
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    pass
 
 
 def sequence_scores(token_logprobs: Sequence[float] | None) -> tuple[float, float, str | None]:
@@ -19,6 +22,8 @@ def sequence_scores(token_logprobs: Sequence[float] | None) -> tuple[float, floa
         ``(exp(mean logprob), exp(sum logprob), None)``, both in [0, 1]; ``(nan, nan, reason)`` when the
         backend returned no (or non-finite) logprobs.
     """
+    import numpy as np
+
     if not token_logprobs:
         return math.nan, math.nan, "backend returned no logprobs (sample with logprobs=True)"
     lp = np.asarray(token_logprobs, dtype=float)
@@ -40,6 +45,8 @@ class MeanTokenProb(Estimator):
     _column = 0
 
     def predict(self, ctx: EstimatorContext) -> EstimatorOutput:
+        import numpy as np
+
         conf = np.full(len(ctx), np.nan)
         reasons: list[str | None] = [None] * len(ctx)
         lengths = []

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
 
 from ._common import usable_targets
 
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    import numpy as np
+
 
 def _from_target(values: np.ndarray, what: str) -> EstimatorOutput:
+    import numpy as np
+
     reasons = [None if np.isfinite(v) else f"no graded samples ({what} undefined)" for v in values]
     return EstimatorOutput(values, reasons, {})
 
@@ -70,6 +76,8 @@ class Constant(Estimator):
         self.source_: str | None = None
 
     def fit(self, train: EstimatorContext | None, validation: EstimatorContext | None = None) -> Constant:
+        import numpy as np
+
         if self.value is not None:
             self.value_, self.source_ = self.value, "fixed"
             return self
@@ -85,6 +93,8 @@ class Constant(Estimator):
         return self
 
     def predict(self, ctx: EstimatorContext) -> EstimatorOutput:
+        import numpy as np
+
         q = len(ctx)
         meta: dict = {}
         if self.value_ is None:

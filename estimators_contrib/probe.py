@@ -8,14 +8,17 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
 from capcal.generation import model_identity
 from capcal.models.base import Messages, ModelBackend
 
 from ._common import usable_targets
+
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    import numpy as np
 
 DEFAULT_CS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
@@ -40,6 +43,8 @@ def hidden_features(backend: ModelBackend, ids: Sequence[str], messages: Sequenc
     Raises:
         CapcalError: the backend has no access to hidden states (remote APIs).
     """
+    import numpy as np
+
     folder = Path(cache_dir) / "probe_features" if cache_dir is not None else None
     keys = [_feature_key(backend, i, m) for i, m in zip(ids, messages, strict=True)]
     got: dict[int, dict[str, np.ndarray]] = {}
@@ -86,6 +91,7 @@ def fit_soft_logistic(x: np.ndarray, mu: np.ndarray, c: float) -> tuple[np.ndarr
     Returns:
         ``(coef (D,), intercept)``. When mu is constant the model is that constant (coef 0).
     """
+    import numpy as np
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
@@ -105,6 +111,8 @@ def fit_soft_logistic(x: np.ndarray, mu: np.ndarray, c: float) -> tuple[np.ndarr
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
@@ -122,6 +130,8 @@ class _Fitted:
 
 
 def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     return mean, np.where(scale > 1e-12, scale, 1.0)
@@ -153,6 +163,8 @@ def fit_probe(train: np.ndarray, mu_train: np.ndarray, val: np.ndarray | None, m
         ``(fitted model, selection record)``; the record holds ``layer``, ``C``, ``val_cc_brier`` and
         the validation Brier of every candidate.
     """
+    import numpy as np
+
     n_layers = train.shape[1]
     if layer == "best":
         layers: list[int | str] = list(range(n_layers))
@@ -252,6 +264,8 @@ class LinearProbe(Estimator):
 
     def _split_arrays(self, ctx: EstimatorContext, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray,
                                                                                             list[str]]:
+        import numpy as np
+
         if ctx.split == "eval":
             raise CapcalError("probe: refusing to fit on the evaluation split (leakage rule)")
         mu = usable_targets(ctx)[0]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
 from capcal.generation import CompletionCache, derived_seeds, generate_many
@@ -14,6 +14,9 @@ from capcal.models.base import Completion, SamplingParams
 from capcal.tasks import LETTERS
 
 from ._common import question_of
+
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    pass
 
 _MARKERS = " \t\r\n\u0120\u2581\u010a"  # whitespace and the BPE / SentencePiece space and newline markers
 _PUNCT = ".,!:;\"'*()[]"
@@ -181,6 +184,8 @@ class PTrue(Estimator):
         return prompts, from_text
 
     def predict(self, ctx: EstimatorContext) -> EstimatorOutput:
+        import numpy as np
+
         q = len(ctx)
         if ctx.backend is None:
             return EstimatorOutput(np.full(q, np.nan), ["no model backend in this run"] * q, {})

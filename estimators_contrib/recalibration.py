@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
 
 from ._common import usable_targets
+
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    import numpy as np
 
 
 class Calibrator:
@@ -35,6 +37,8 @@ class Calibrator:
         Raises:
             CapcalError: fewer than 2 usable pairs.
         """
+        import numpy as np
+
         p, target = np.asarray(p, float), np.asarray(target, float)
         ok = np.isfinite(p) & np.isfinite(target)
         p, target = p[ok], np.clip(target[ok], 0.0, 1.0)
@@ -59,6 +63,8 @@ class Calibrator:
 
     def transform(self, p: np.ndarray) -> np.ndarray:
         """Map (Q,) confidences; NaN stays NaN."""
+        import numpy as np
+
         if self._state is None:
             raise CapcalError("recalibration: transform called before fit")
         p = np.asarray(p, float)
@@ -77,12 +83,16 @@ class Calibrator:
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
 
 
 def _bin_index(p: np.ndarray, bins: int) -> np.ndarray:
     """Equal-width bin of each p in [0, 1]; the last bin is closed and 0.3, 0.6, 0.7 land where they belong."""
+    import numpy as np
+
     scaled = np.round(np.clip(p, 0.0, 1.0) * bins, 9)  # 0.7 * 10 = 7.000000000000001 -> 7
     return np.minimum(np.floor(scaled).astype(np.int64), bins - 1)
 
@@ -154,6 +164,8 @@ class Recalibrated(Estimator):
         return mu if self.target == "mu" else r
 
     def fit(self, train: EstimatorContext | None, validation: EstimatorContext | None = None) -> Recalibrated:
+        import numpy as np
+
         for ctx in (train, validation):
             if ctx is not None and ctx.split == "eval":
                 raise CapcalError("recalibration: refusing to fit on the evaluation split (leakage rule)")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 from capcal.errors import CapcalError
 from capcal.estimators import Estimator, EstimatorContext, EstimatorOutput
 from capcal.forced_formats import confidence_grammar
@@ -12,6 +13,9 @@ from capcal.tasks import LETTERS
 
 from ._common import question_of
 from ._verbalized_parse import parse_confidence
+
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    pass
 
 
 class Verbalized(Estimator):
@@ -74,6 +78,8 @@ class Verbalized(Estimator):
         return out
 
     def predict(self, ctx: EstimatorContext) -> EstimatorOutput:
+        import numpy as np
+
         q = len(ctx)
         if ctx.backend is None:
             return EstimatorOutput(np.full(q, np.nan), ["no model backend in this run"] * q,

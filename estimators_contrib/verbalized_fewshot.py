@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 from capcal.errors import CapcalError
 from capcal.estimators import EstimatorContext, EstimatorOutput
 
 from ._common import LETTERS, question_of, render_user_prompt, usable_targets
 from .verbalized import Verbalized
+
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    import numpy as np
 
 
 def select_shots(mu: np.ndarray, m: int, seed: int, selection: str = "random") -> np.ndarray:
@@ -27,6 +31,8 @@ def select_shots(mu: np.ndarray, m: int, seed: int, selection: str = "random") -
     Raises:
         CapcalError: fewer than m usable questions, or an unknown selection.
     """
+    import numpy as np
+
     mu = np.asarray(mu, dtype=float)
     usable = np.flatnonzero(np.isfinite(mu))
     if len(usable) < m:

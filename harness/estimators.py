@@ -11,13 +11,14 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .errors import CapcalError
 from .models.base import Completion, Messages, ModelBackend, SamplingParams
 from .targets import Targets
+
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    import numpy as np
 
 
 @dataclass
@@ -101,6 +102,8 @@ class EstimatorContext:
     def subset(self, keep: Sequence[int] | np.ndarray) -> EstimatorContext:
         """This context restricted to the questions at positions ``keep`` (examples, messages, samples,
         targets), e.g. to hold out part of a training split."""
+        import numpy as np
+
         pick = [int(i) for i in np.asarray(keep, dtype=np.int64)]
         return replace(self, examples=[self.examples[i] for i in pick] if self.examples else [],
                        messages=[self.messages[i] for i in pick] if self.messages else [], ids=np.asarray(self.ids)[pick],
@@ -124,6 +127,8 @@ class EstimatorOutput:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        import numpy as np
+
         self.confidence = np.asarray(self.confidence, dtype=float)
         if len(self.reasons) != len(self.confidence):
             raise ValueError("confidence and reasons must have the same length")
@@ -134,6 +139,8 @@ class EstimatorOutput:
     @property
     def failure_rate(self) -> float:
         """Share of questions with a NaN confidence (0.0 for an empty output)."""
+        import numpy as np
+
         return float(np.isnan(self.confidence).mean()) if len(self.confidence) else 0.0
 
 

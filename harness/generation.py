@@ -16,10 +16,12 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .models.base import Completion, GenerationRequest, Messages, ModelBackend, SamplingParams
+
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    pass
 
 __all__ = ["CompletionCache", "completion_key", "derived_seeds", "generate_many", "model_identity"]
 
@@ -49,6 +51,8 @@ def derived_seeds(run_seed: int, stream: str, index: int, count: int) -> list[in
     Different stream names give (with overwhelming probability) seeds disjoint from each other and from
     the small integers a run uses for its own samples, so extra samples are new draws.
     """
+    import numpy as np
+
     tag = int.from_bytes(hashlib.sha256(stream.encode()).digest()[:4], "little")
     state = np.random.SeedSequence([int(run_seed) & 0xFFFFFFFF, tag, int(index)]).generate_state(count)
     return [int(s) & 0x7FFFFFFF for s in state]

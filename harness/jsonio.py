@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 __all__ = ["clean_json", "iter_jsonl", "read_jsonl", "write_atomic", "write_json", "write_jsonl"]
 
@@ -34,7 +33,8 @@ def clean_json(obj: Any, *, nonfinite_to_none: bool = True) -> Any:
     allow_nan=False)`` rejects them: the store's keys do). Anything else is returned unchanged (``json``
     decides whether it can be written).
     """
-    if isinstance(obj, np.generic):
+    np = sys.modules.get("numpy")  # a process that never imported numpy holds no numpy values
+    if np is not None and isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float):
         return obj if not nonfinite_to_none or math.isfinite(obj) else None
@@ -42,7 +42,7 @@ def clean_json(obj: Any, *, nonfinite_to_none: bool = True) -> Any:
         return {str(k): clean_json(v, nonfinite_to_none=nonfinite_to_none) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [clean_json(v, nonfinite_to_none=nonfinite_to_none) for v in obj]
-    if isinstance(obj, np.ndarray):
+    if np is not None and isinstance(obj, np.ndarray):
         return clean_json(obj.tolist(), nonfinite_to_none=nonfinite_to_none)
     if is_dataclass(obj) and not isinstance(obj, type):  # the class's own form first (SamplingParams.to_dict)
         to_dict = getattr(obj, "to_dict", None)

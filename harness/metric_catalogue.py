@@ -191,3 +191,12 @@ def schema_property_names() -> dict:
     """The JSON Schema ``propertyNames`` of a ``metrics`` object: exactly the catalogue's names."""
     families = "|".join(re.escape(prefix) for prefix in sorted(_FAMILIES))
     return {"anyOf": [{"enum": sorted(_BY_NAME)}, {"pattern": f"^({families})@[1-9][0-9]*$"}]}
+
+
+#: Routing score names (:mod:`capcal.routing`), in report order.
+ROUTING_SCORE_NAMES = ("gain", "acc@20", "acc@50", "decision_accuracy", "routed_at_threshold",
+                       "accuracy_at_threshold")
+#: The headline routing scores every report shows (``capcal route``, the leaderboard's routing section):
+#: name -> column title. All are better when larger.
+ROUTING_HEADLINE_SCORES = {"gain": "Gain captured", "acc@20": "Acc. at 20% routed",
+                           "acc@50": "Acc. at 50% routed", "decision_accuracy": "Decision acc."}

@@ -15,16 +15,18 @@ import json
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import jsonschema
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .errors import RunDirError
 from .jsonio import clean_json, write_atomic
 from .metric_catalogue import METRICS, is_known_metric, metric_direction, metric_title, schema_property_names
 from .runconfig import redact_secrets
 from .rundir import RunDir
+from .schema_cache import accepted_before, fingerprint, remember_accepted
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only; the functions import them where they run
+    import jsonschema
+    import numpy as np
 
 __all__ = ["METRIC_DIRECTIONS", "METRIC_TITLES", "SCHEMA_VERSION", "ResultsError", "analyze_run", "build_results", "clean_json",
            "is_known_metric", "load_results", "metric_direction", "metric_title", "results_schema",
@@ -141,6 +143,8 @@ def in_sample_reason(meta: dict[str, Any]) -> str | None:
 
 def _estimator_extras(rd: RunDir, task: str, name: str, ids: np.ndarray) -> dict[str, Any]:
     """Parse rate, failure reasons, meta and the in-sample flag of one estimator's stored output."""
+    import numpy as np
+
     if not rd.estimator_path(task, name).exists():
         return {"parse_rate": None, "failure_reasons": {}, "meta": {}, "in_sample": None}
     conf, reasons, meta = rd.estimator_output(task, name, ids)
@@ -153,6 +157,8 @@ def _estimator_extras(rd: RunDir, task: str, name: str, ids: np.ndarray) -> dict
 
 def _common_counts(rd: RunDir, task: str, ids: np.ndarray, pairs: list[str], names: list[str]) -> dict[str, int]:
     """Per difference ``"A-B"``, how many questions both A and B answered (what the difference is over)."""
+    import numpy as np
+
     valid = {}
     for name in names:
         if rd.estimator_path(task, name).exists():
@@ -180,6 +186,8 @@ def completion_tokens_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _task_record(rd: RunDir, config: dict[str, Any], task: str, analysis: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
     rows = rd.target_rows(task) if rd.targets_path(task).exists() else []
     extracted = [e for row in rows for e in row.get("extracted", [])]
     ids = np.array([str(r["id"]) for r in rows], dtype=object)
@@ -236,7 +244,6 @@ def build_results(run_dir: str | Path | RunDir, analysis_by_task: dict[str, dict
         RunDirError: when the run directory has no config.json.
     """
     from . import __version__
-
     rd = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     config = rd.config
     analyses = {t: analysis_by_task[t] for t in sorted(analysis_by_task)}
@@ -277,7 +284,6 @@ def analyze_run(run_dir: str | Path | RunDir, **kwargs) -> dict[str, dict]:
         RunDirError: the directory does not exist or holds no task targets.
     """
     from .analysis import analyze  # numpy/scipy-heavy: loading a results document does not need it
-
     rd = RunDir(run_dir)
     if not rd.path.is_dir():
         raise RunDirError(f"run directory {rd.path} does not exist")
@@ -336,10 +342,16 @@ def validate_results(doc: Any, source: str = "results document") -> None:
         raise ResultsError(
             f"{source}: results schema_version {version!r} is not supported (this capcal reads version "
             f"{SCHEMA_VERSION}); re-create it with this capcal (capcal.results.write_results on the run directory)")
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(results_schema()).iter_errors(doc))
+    schema = results_schema()
+    schema_id = "results/Draft202012/" + fingerprint(schema)
+    if accepted_before(schema_id, doc):  # an unchanged document: no jsonschema import (capcal.schema_cache)
+        return
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
     if error is not None:
         raise ResultsError(f"{source}: invalid results document at {_where(error)}: {error.message[:200]}")
+    remember_accepted(schema_id, doc)
 
 
 def load_results(path: str | Path) -> dict[str, Any]:

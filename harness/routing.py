@@ -44,6 +44,7 @@ import numpy as np
 
 from . import validate as V
 from .bootstrap import resample_counts
+from .metric_catalogue import ROUTING_HEADLINE_SCORES, ROUTING_SCORE_NAMES
 from .selective import tie_group_starts as _groups
 
 #: Fractions routed at which the accuracy is reported (``acc@20``, ``acc@50``).
@@ -52,12 +53,9 @@ FRACTIONS = (0.2, 0.5)
 DEFAULT_THRESHOLD = 0.5
 #: A gain is undefined when the oracle area exceeds the random area by less than this.
 _EPS = 1e-12
-#: Routing score names, in report order.
-SCORE_NAMES = ("gain", "acc@20", "acc@50", "decision_accuracy", "routed_at_threshold", "accuracy_at_threshold")
-#: The headline routing scores every report shows (``capcal route``, the leaderboard's routing section):
-#: name -> column title. All are better when larger.
-HEADLINE_SCORES = {"gain": "Gain captured", "acc@20": "Acc. at 20% routed", "acc@50": "Acc. at 50% routed",
-                   "decision_accuracy": "Decision acc."}
+#: Routing score names, in report order, and the headline ones with their titles (the metric catalogue's).
+SCORE_NAMES = ROUTING_SCORE_NAMES
+HEADLINE_SCORES = ROUTING_HEADLINE_SCORES
 
 
 @dataclass

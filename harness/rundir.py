@@ -21,16 +21,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .errors import RunDirError
 from .jsonio import read_jsonl as _read_jsonl
 from .jsonio import write_atomic, write_json, write_jsonl
-from .targets import Targets, completion_token_count
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    import numpy as np
+
+    from .targets import Targets, completion_token_count
 
 __all__ = ["RunDir", "Targets", "completion_token_count", "read_jsonl", "write_atomic", "write_jsonl"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Targets`` and ``completion_token_count`` (of :mod:`capcal.targets`), imported on first use, so
+    that reading a results document or writing a file through this module does not load numpy."""
+    if name in ("Targets", "completion_token_count"):
+        from . import targets
+
+        return getattr(targets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -108,6 +120,8 @@ class RunDir:
         return read_jsonl(path)
 
     def targets(self, task: str) -> Targets:
+        from .targets import Targets
+
         return Targets.from_rows(self.target_rows(task))
 
     def estimators(self, task: str) -> list[str]:
@@ -122,6 +136,8 @@ class RunDir:
             no row for the question, a list of Q failure reasons (``None`` when it succeeded), and the meta
             dict (``{}`` when absent).
         """
+        import numpy as np
+
         if ids is None:
             ids = self.targets(task).ids
         rows = {str(r["id"]): r for r in read_jsonl(self.estimator_path(task, name))}
@@ -186,6 +202,8 @@ class RunDir:
 
     def write_estimator(self, task: str, name: str, ids, confidence, reasons, meta: dict | None = None) -> None:
         """Write one estimator's output: ``confidence`` (Q,) with NaN for failures, ``reasons`` (Q,)."""
+        import numpy as np
+
         rows = [{"id": str(i), "confidence": None if not np.isfinite(p) else float(p), "reason": why}
                 for i, p, why in zip(ids, np.asarray(confidence, dtype=float), reasons, strict=True)]
         write_jsonl(self.estimator_path(task, name), rows)

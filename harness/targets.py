@@ -23,9 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    import numpy as np
+
+
 
 __all__ = ["EMPTY", "FINISH_ALIASES", "FINISH_REASONS", "TRUNCATED", "Targets", "grade_responses", "grade_sample",
            "completion_token_count", "grade_split", "normalize_finish_reason", "sample_flags", "target_row"]
@@ -144,6 +147,8 @@ class Targets:
     reasons: list[list[str | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        import numpy as np
+
         q = len(self.ids)
         if self.n_truncated is None:
             self.n_truncated = np.zeros(q, np.int64)
@@ -155,6 +160,8 @@ class Targets:
 
     def take(self, idx) -> Targets:
         """The targets of the questions at positions ``idx`` (in that order)."""
+        import numpy as np
+
         idx = np.asarray(idx, dtype=np.int64)
         return Targets(ids=np.asarray(self.ids)[idx], n=np.asarray(self.n)[idx], c=np.asarray(self.c)[idx],
                        designated=np.asarray(self.designated)[idx], labels=np.asarray(self.labels)[idx],
@@ -165,12 +172,16 @@ class Targets:
     @property
     def truncation_rate(self) -> float:
         """Share of all graded samples that stopped at the token limit (NaN without samples)."""
+        import numpy as np
+
         total = int(np.sum(self.n))
         return float(np.sum(self.n_truncated)) / total if total else float("nan")
 
     @property
     def empty_rate(self) -> float:
         """Share of all graded samples whose reply was empty or blank (NaN without samples)."""
+        import numpy as np
+
         total = int(np.sum(self.n))
         return float(np.sum(self.n_empty)) / total if total else float("nan")
 
@@ -182,11 +193,15 @@ class Targets:
     @property
     def r(self) -> np.ndarray:
         """(Q,) response target: correctness of the designated sample."""
+        import numpy as np
+
         return self.labels[np.arange(len(self.ids)), self.designated]
 
     @classmethod
     def from_rows(cls, rows: list[dict[str, Any]]) -> Targets:
         """Build from ``targets.jsonl`` rows (``id``, ``correct`` list, ``designated``, ``extracted``)."""
+        import numpy as np
+
         q = len(rows)
         n_max = max((len(r["correct"]) for r in rows), default=0)
         labels = np.full((q, n_max), np.nan)

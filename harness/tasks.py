@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .data import fingerprint as data_fingerprint
 from .data import load_rows, require_columns, source_of
@@ -28,6 +26,9 @@ from .prompts import (
     expression_columns,
 )
 from .taskspec import SPLIT_ROLES, TaskSpec, check_spec
+
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    pass
 
 #: Option letters; ``letters`` in a template is the prefix as long as the example's ``choices``.
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -170,6 +171,8 @@ class Task:
         return out
 
     def _shuffle(self, fields: dict, index: int, where: str) -> None:
+        import numpy as np
+
         choices = fields["choices"]
         gold = fields["answer"].strip().upper()
         if len(gold) != 1 or LETTERS.find(gold) not in range(len(choices)):
@@ -254,6 +257,8 @@ class Task:
         Each is ``{"id", **fields}``; the same set is used for every question (a question never sees itself:
         one extra is drawn and the question's own row dropped at render time).
         """
+        import numpy as np
+
         n = int(self.spec.fewshot.get("n", 0))
         if n <= 0:
             return []

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from .defaults import DEFAULT_K, DEFAULT_MAX_TOKENS
 from .errors import SpecError
+from .schema_cache import accepted_before, fingerprint, remember_accepted
 
 #: Split roles accepted by ``Task.examples`` and ``fewshot.split``.
 SPLIT_ROLES = ("eval", "train", "validation")
@@ -251,7 +251,8 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _error_to_spec_error(err: jsonschema.ValidationError, source: str) -> SpecError:
+def _error_to_spec_error(err: Any, source: str) -> SpecError:
+    """One :class:`SpecError` from a ``jsonschema.ValidationError``."""
     key = _key(err.absolute_path)
     v = err.validator
     if v == "required":
@@ -282,16 +283,25 @@ def _error_to_spec_error(err: jsonschema.ValidationError, source: str) -> SpecEr
     return SpecError(source, key, f"invalid value {_describe(err.instance)}: {err.message}")
 
 
-_VALIDATOR = jsonschema.Draft202012Validator(SPEC_SCHEMA)
+#: libyaml's loader where PyYAML was built with it (same documents, several times faster)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_SCHEMA_ID = "task-spec/Draft202012/" + fingerprint(SPEC_SCHEMA)
 
 
 def _validate(data: Any, source: str) -> None:
     if not isinstance(data, dict):
         raise SpecError(source, None, f"expected a YAML mapping at the top level, got {_describe(data)}")
-    errors = sorted(_VALIDATOR.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
+    if accepted_before(_SCHEMA_ID, data):  # an unchanged spec: no jsonschema import (capcal.schema_cache)
+        return
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(SPEC_SCHEMA)
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
     if errors:
         # the shallowest error first: a missing top-level key explains everything below it
         raise _error_to_spec_error(errors[0], source)
+    remember_accepted(_SCHEMA_ID, data)
 
 
 def _check_semantics(spec: TaskSpec) -> None:
@@ -341,7 +351,10 @@ def load_spec(path: str | Path) -> TaskSpec:
     except OSError as exc:
         raise SpecError(str(path), None, f"cannot read the spec: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.load(text, Loader=_LOADER)
+        except yaml.YAMLError:  # the error as the pure-Python loader words it (its messages are the documented ones)
+            data = yaml.load(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -9,11 +9,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..defaults import DEFAULT_MAX_TOKENS
+
+if TYPE_CHECKING:  # annotations only: numpy loads when a function needs it
+    import numpy as np
 
 Messages = list[dict[str, str]]  # [{"role": "system"|"user"|"assistant", "content": str}, ...]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CapcalError
-from ..rundir import write_atomic
+from ..jsonio import write_atomic
 from .html import to_html
 from .table import DEFAULT_METRICS, Cell, Leaderboard, Row, build_leaderboard, load_leaderboard
 from .text import to_csv, to_json, to_markdown

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CapcalError
-from ..rundir import RunDir
 
 
 def _run_dir(path: str | Path) -> Path:
@@ -44,8 +43,6 @@ def leaderboard_routing(paths: list[str | Path], documents: list[dict[str, Any]]
         "suite", "tasks": {task: {"n_shared", "cost_ratio", "cost_source", "mean_mu", "scores",
         "baselines", "curves"}}, "warnings"}``, and notes on pairs that could not be scored.
     """
-    from ..routing_runs import RouteError, route_runs
-
     pairs, notes = [], []
     entries = list(zip(paths, documents, strict=True))
     for (pa, da), (pb, db) in combinations(entries, 2):
@@ -55,6 +52,9 @@ def leaderboard_routing(paths: list[str | Path], documents: list[dict[str, Any]]
         if not shared:
             continue
         (ps, ds), (pl, dl) = sorted([(pa, da), (pb, db)], key=lambda e: _mean_mu(e[1], shared))
+        from ..routing_runs import RouteError, route_runs  # numpy: only when there is a pair to route
+        from ..rundir import RunDir
+
         rs, rl = RunDir(_run_dir(ps)), RunDir(_run_dir(pl))
         if not (rs.tasks() and rl.tasks()):
             notes.append(f"routing {ds['run_name']} -> {dl['run_name']}: left out (the run directories hold no "

@@ -7,7 +7,7 @@ import base64
 from html import escape
 from pathlib import Path
 
-from ..routing import HEADLINE_SCORES
+from ..metric_catalogue import ROUTING_HEADLINE_SCORES as HEADLINE_SCORES
 from .plots import budget_svg, passk_svg, reliability_svg, risk_coverage_svg, routing_svg
 from .table import IN_SAMPLE_MARK, MEAN, Cell, Leaderboard
 from .text import fmt_coverage, fmt_value, header_title

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import CapcalError, UnknownNameError
 from ..metric_catalogue import headline_defaults, is_known_metric, metric_names
 from ..results import in_sample_reason, load_results
@@ -136,16 +134,15 @@ def mean_cell(cells: list[Cell]) -> Cell:
     """
     if not cells or any(c.value is None for c in cells):
         return Cell(None)
-    values = np.array([c.value for c in cells], dtype=float)
-    mean = float(values.mean())
+    mean = math.fsum(float(c.value) for c in cells) / len(cells)
     if len(cells) == 1:
         return cells[0]
     if any(c.lo is None or c.hi is None for c in cells):
         return Cell(mean)
-    below = np.array([c.value - c.lo for c in cells], dtype=float)
-    above = np.array([c.hi - c.value for c in cells], dtype=float)
+    below = math.sqrt(math.fsum((float(c.value) - float(c.lo)) ** 2 for c in cells))
+    above = math.sqrt(math.fsum((float(c.hi) - float(c.value)) ** 2 for c in cells))
     t = len(cells)
-    return Cell(mean, mean - float(np.sqrt(np.sum(below**2))) / t, mean + float(np.sqrt(np.sum(above**2))) / t)
+    return Cell(mean, mean - below / t, mean + above / t)
 
 
 def _suite_label(doc: dict[str, Any]) -> str | None:

@@ -6,8 +6,8 @@ import csv
 import io
 import json
 
+from ..metric_catalogue import ROUTING_HEADLINE_SCORES as HEADLINE_SCORES
 from ..metric_catalogue import metric_direction, metric_title
-from ..routing import HEADLINE_SCORES
 from .table import IN_SAMPLE_MARK, MEAN, Cell, Leaderboard
 
 
