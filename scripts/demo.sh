@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The main job, end to end on a fresh clone: set up .venv, then run the embedded SmolLM2-135M-Instruct
-# (no server, no download) over triviaqa and gsm8k with k = 4 samples per question, grade them into
-# capability / response targets, run four confidence estimators and write the results into runs/demo.
+# The main job, end to end on a fresh clone: set up .venv, assemble Qwen2.5-Coder-1.5B-Instruct Q4_K_M from
+# its pinned chunk wheels (1.1 GB, sha256-checked), then run the `capcal-main` suite of registry.yaml on it
+# with llama.cpp in process: 20 MMLU questions x k = 8 samples, graded into capability / response targets,
+# the verbalized, P(True) and consistency confidences, every metric with bootstrap intervals, and a
+# leaderboard.
 #
-#   bash scripts/demo.sh                 # then: cat runs/demo/tasks/*/targets.jsonl, runs/demo/results.json
-#   LIMIT=20 K=8 bash scripts/demo.sh    # more questions / samples
+#   bash scripts/demo.sh                   # then: runs/main/leaderboard/leaderboard.html
+#   DEMO=smollm2 bash scripts/demo.sh      # the embedded SmolLM2-135M instead (no download; at chance)
+#   bash scripts/demo.sh --limit 60        # extra arguments go to `capcal run`
 #
 # Data: CAPCAL_DATA_DIR, else ../shared/data beside the clone when it exists (offline mirror), else the
 # Hugging Face hub. Re-running resumes: stored samples are never drawn again.
@@ -17,20 +20,22 @@ if [ -z "${CAPCAL_DATA_DIR:-}" ] && [ -d ../shared/data ]; then
 fi
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-$([ -n "${CAPCAL_DATA_DIR:-}" ] && echo 1 || echo 0)}
 export TOKENIZERS_PARALLELISM=false
-OUT=${OUT:-runs/demo}
-time .venv/bin/capcal run \
-  --tasks triviaqa,gsm8k \
-  --limit "${LIMIT:-8}" \
-  --k "${K:-4}" \
-  ${MAX_TOKENS:+--max-tokens "$MAX_TOKENS"} \
-  --estimators verbalized,logprob_mean,oracle_cc,oracle_rc \
-  --seed 0 \
-  --output "$OUT" \
-  "$@"
+if [ "${DEMO:-qwen}" = smollm2 ]; then
+  OUT=${OUT:-runs/demo}
+  job=(--model embedded --tasks triviaqa,gsm8k --limit 8 --k 4
+       --estimators verbalized,logprob_mean,oracle_cc,oracle_rc)
+  metrics=cc_brier,rc_brier,auroc,passk_mse@4
+else
+  bash scripts/setup-qwen.sh
+  OUT=${OUT:-runs/main}
+  job=(--suite capcal-main --model llamacpp --model_args model=qwen2.5-coder-1.5b)
+  metrics=cc_brier,rc_brier,cc_ece,auroc,passk_mse@4
+fi
+time .venv/bin/capcal run "${job[@]}" --seed 0 --output "$OUT" "$@"
 echo
 echo "run directory: $OUT (format: docs/run-directory.md)"
 # The leaderboard of this run: Markdown here, and all four formats (md, csv, json, html with plots)
 # in $OUT/leaderboard/.
 .venv/bin/capcal leaderboard "$OUT" --output-dir "$OUT/leaderboard" >/dev/null
-.venv/bin/capcal leaderboard "$OUT" --metrics cc_brier,rc_brier,auroc,passk_mse@4
+.venv/bin/capcal leaderboard "$OUT" --metrics "$metrics"
 echo "leaderboard files: $OUT/leaderboard/leaderboard.{md,csv,json,html}"
