@@ -68,13 +68,28 @@ class Suite:
             registry: a :class:`capcal.registry.Registry`; its ``task_spec(name)`` and
                 ``estimator_class(name)`` raise :class:`UnknownNameError` for a name that is not registered.
 
+        Estimators may carry parameters as on ``--estimators`` (``consistency:m=4``); the name must be
+        registered and every parameter must be one its constructor takes.
+
         Raises:
             UnknownNameError: naming the first unknown task or estimator.
+            CapcalError: an estimator parameter its constructor does not take (the accepted ones listed).
         """
+        import inspect
+
+        from .errors import CapcalError
+        from .runconfig import parse_estimator_spec
+
         for task in self.tasks:
             registry.task_spec(task)
         for est in self.estimators:
-            registry.estimator_class(est)
+            name, params = parse_estimator_spec(est)
+            cls = registry.estimator_class(name)
+            accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+            unknown = sorted(set(params) - set(accepted))
+            if unknown:
+                raise CapcalError(f"suite {self.name!r}: estimator {est!r}: unknown parameter "
+                                  f"{unknown[0]!r}; {name} takes {', '.join(accepted) or 'none'}")
 
 
 def _registry_file(path: str | Path | None) -> Path:

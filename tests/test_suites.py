@@ -50,6 +50,19 @@ def test_check_registered_rejects_unknown_estimator(tmp_path):
         load_suite("s", path).check_registered(get_registry())
 
 
+def test_check_registered_takes_estimator_parameters_and_refuses_unknown_ones(tmp_path):
+    from capcal.errors import CapcalError
+
+    path = tmp_path / "registry.yaml"
+    good = {"version": "1.0", "tasks": {"gsm8k": {"k": 4}}, "estimators": ["consistency:m=4", "verbalized"],
+            "headline_metrics": ["cc_brier"]}
+    bad = dict(good, estimators=["consistency:bogus=1"])
+    path.write_text(yaml.safe_dump({"suites": {"good": good, "bad": bad}}))
+    load_suite("good", path).check_registered(get_registry())
+    with pytest.raises(CapcalError, match=r"estimator 'consistency:bogus=1': unknown parameter 'bogus'; consistency takes m"):
+        load_suite("bad", path).check_registered(get_registry())
+
+
 def _suite_file(tmp_path, **overrides):
     suite = {"version": "1.0", "tasks": {"gsm8k": {"split": "eval", "k": 4, "limit": 8}},
              "estimators": ["consistency"], "headline_metrics": ["cc_brier"]}
