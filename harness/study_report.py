@@ -187,19 +187,57 @@ def overconfidence_svg(task: str, runs: list[dict[str, Any]], title: str) -> str
 METRICS = (("cc_brier", "CC-Brier ↓"), ("rc_brier", "RC-Brier ↓"), ("cc_ece", "CC-ECE ↓"), ("auroc", "AUROC ↑"))
 
 
+def _parse_cell(meta: dict[str, Any]) -> str:
+    """``first try (after retries)`` from an estimator's meta, the first alone when equal, ``-`` without one."""
+    first, final = meta.get("parse_rate"), meta.get("final_parse_rate")
+    if first is None:
+        return "-"
+    return _f(first) if final in (None, first) else f"{_f(first)} ({_f(final)})"
+
+
 def _est_rows(s: dict[str, Any]) -> list[list[str]]:
     rows = []
     for name, est in sorted(s["results"]["estimators"].items()):
         m = est.get("metrics") or {}
-        meta = est.get("meta") or {}
-        parse = meta.get("parse_rate")
-        final = meta.get("final_parse_rate")
-        parsed = "" if parse is None else (_f(parse) if final in (None, parse) else f"{_f(parse)} ({_f(final)})")
         rows.append([name] + [_ci(m.get(key)) for key, _ in METRICS]
-                    + [_f(est.get("nan_rate")), parsed or "-"])
+                    + [_f(est.get("nan_rate")), _parse_cell(est.get("meta") or {})])
     for name, why in sorted((s.get("skipped_estimators") or {}).items()):
         rows.append([name] + ["skipped"] * len(METRICS) + ["-", why])
     return rows
+
+
+def _verbalized_parse(s: dict[str, Any], name: str) -> str:
+    """The reply parse rates of estimator ``name`` in run ``s`` (:func:`_parse_cell`)."""
+    return _parse_cell(((s["results"]["estimators"].get(name) or {}).get("meta")) or {})
+
+
+def forced_format_section(summaries: list[dict[str, Any]]) -> list[str]:
+    """The free and the grammar-forced parse rates side by side, for every run that drew both.
+
+    Answer rates are over samples (``answer_parse_rates`` of the summary, from the run's
+    ``forced_format.json``); verbalized rates are over questions, at the first reply and after the
+    estimator's retries. Runs without a forced copy (``--forced-format off``) are left out; no run with
+    both gives no section.
+    """
+    rows = []
+    for s in summaries:
+        rates = s.get("answer_parse_rates") or {}
+        free, forced = rates.get("free"), rates.get("forced")
+        if not free or not forced:
+            continue
+        rows.append([_cell(s), str(free.get("n_samples")), _f(free.get("answer_parse_rate")),
+                     _f(forced.get("answer_parse_rate")), _f(free.get("accuracy")), _f(forced.get("accuracy")),
+                     _verbalized_parse(s, "verbalized"), _verbalized_parse(s, "verbalized:forced=true")])
+    if not rows:
+        return []
+    return ["### Does a forced answer format parse better?", "",
+            "The final answer line decoded free and under a grammar (`--forced-format both`: the same prompts "
+            "and seeds, the reasoning free in both; [forced-formats.md](forced-formats.md)). Answer parse "
+            "rates are over samples; verbalized parse rates are over questions, at the first reply and, in "
+            "parentheses, after the estimator's retries. Free samples define mu everywhere else in this "
+            "report.", ""] + _table(
+        ["model / task", "samples", "answer parse free", "answer parse forced", "accuracy free",
+         "accuracy forced", "verbalized parse free", "verbalized parse forced"], rows)
 
 
 def render(summaries: list[dict[str, Any]], fig_dir_name: str = "study") -> tuple[str, dict[str, str]]:
@@ -289,6 +327,7 @@ def render(summaries: list[dict[str, Any]], fig_dir_name: str = "study") -> tupl
             name = f"overconfidence__{task}.svg"
             figs[name] = svg
             L += [f"![Overconfidence by model size, {task}]({fig_dir_name}/{name})", ""]
+    L += forced_format_section(summaries)
     # -- routing
     L += routing_section(runs, figs, fig_dir_name)
     # -- per run

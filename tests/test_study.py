@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from capcal.errors import CapcalError
 from capcal.study import StudyPlan, StudyTask, parse_tasks, run_study
-from capcal.study_report import load_summaries, write_report
+from capcal.study_report import forced_format_section, load_summaries, write_report
 from run_fixtures import capcal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +41,25 @@ def test_report_numbers_come_from_the_summaries(tmp_path):
     text = doc.read_text(encoding="utf-8")
     assert "0.988 [0.900, 0.990]" in text and "0.988 [0.900, 0.990]" not in DOC.read_text(encoding="utf-8")
 
+
+
+def test_forced_format_table_reads_each_runs_rates():
+    """The forced-format table prints each run's free and forced rates from its summary, and disappears
+    for runs drawn without a forced copy."""
+    docs = load_summaries(SUMMARIES)
+    both = [d for d in docs if (d.get("answer_parse_rates") or {}).get("forced")]
+    assert both, "the committed study drew forced copies"
+    d = both[0]
+    d["answer_parse_rates"]["forced"]["answer_parse_rate"] = 0.4321
+    d["answer_parse_rates"]["free"]["answer_parse_rate"] = 0.1234
+    d["results"]["estimators"]["verbalized"]["meta"].update(parse_rate=0.25, final_parse_rate=0.75)
+    lines = forced_format_section([d])
+    row = next(line for line in lines if line.startswith(f"| {d['title']} / {d['task']} |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:4] == ["0.123", "0.432"] and cells[6] == "0.250 (0.750)"
+    assert cells[1] == str(d["answer_parse_rates"]["free"]["n_samples"])
+    d["answer_parse_rates"] = {"free": d["answer_parse_rates"]["free"]}
+    assert forced_format_section([d]) == []
 
 def test_parse_tasks():
     assert parse_tasks("mmlu:300:16, gsm8k:50:8:off") == [StudyTask("mmlu", 300, 16), StudyTask("gsm8k", 50, 8, "off")]
