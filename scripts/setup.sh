@@ -31,7 +31,7 @@ fi
 
 # llama-cpp-python (the llamacpp backend and the embedded default's fast path; its [server] extra runs the
 # real llama.cpp server in the tests). The registry has no wheel for it: pip compiles llama.cpp (about
-# 4 minutes on 2 cores; pip's wheel cache makes later installs take seconds). The CPU instruction sets are
+# 4-9 minutes on 2 cores, by CPU; pip's wheel cache makes later installs take seconds). The CPU instruction sets are
 # chosen from /proc/cpuinfo, never with GGML_NATIVE (a native build crashed in llama_decode on a CPU with
 # AMX) and never with AMX. CAPCAL_NO_LLAMA=1 skips it: capcal then falls back to transformers.
 LLAMA_PIN="llama-cpp-python[server]==0.3.36"
@@ -46,7 +46,8 @@ llama_cmake_args() {
       *) args="$args -DGGML_${pair#*:}=OFF" ;;
     esac
   done
-  echo "$args -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  # LLAVA_BUILD=OFF: capcal is text-only, and the multimodal library (mtmd) is about a tenth of the compile
+  echo "$args -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF"
 }
 if [ "${CAPCAL_NO_LLAMA:-0}" != 1 ] && [ -r /proc/cpuinfo ]; then
   llama_args=$(llama_cmake_args)
@@ -56,7 +57,7 @@ if [ "${CAPCAL_NO_LLAMA:-0}" != 1 ] && [ -r /proc/cpuinfo ]; then
     if ! command -v cmake >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1; then
       echo "setup: no cmake or C++ compiler: skipping llama-cpp-python (capcal falls back to transformers)" >&2
     else
-      echo "setup: installing $LLAMA_PIN (compiles llama.cpp once: about 4 minutes) with $llama_args" >&2
+      echo "setup: installing $LLAMA_PIN (compiles llama.cpp once: 4-9 minutes) with $llama_args" >&2
       if CMAKE_ARGS="$llama_args" .venv/bin/pip install -q --disable-pip-version-check "$LLAMA_PIN"; then
         echo "$llama_want" > "$llama_stamp"
       else
