@@ -206,11 +206,6 @@ def _est_rows(s: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def _verbalized_parse(s: dict[str, Any], name: str) -> str:
-    """The reply parse rates of estimator ``name`` in run ``s`` (:func:`_parse_cell`)."""
-    return _parse_cell(((s["results"]["estimators"].get(name) or {}).get("meta")) or {})
-
-
 def forced_format_section(summaries: list[dict[str, Any]]) -> list[str]:
     """The free and the grammar-forced parse rates side by side, for every run that drew both.
 
@@ -225,9 +220,11 @@ def forced_format_section(summaries: list[dict[str, Any]]) -> list[str]:
         free, forced = rates.get("free"), rates.get("forced")
         if not free or not forced:
             continue
+        ests = s["results"]["estimators"]
         rows.append([_cell(s), str(free.get("n_samples")), _f(free.get("answer_parse_rate")),
                      _f(forced.get("answer_parse_rate")), _f(free.get("accuracy")), _f(forced.get("accuracy")),
-                     _verbalized_parse(s, "verbalized"), _verbalized_parse(s, "verbalized:forced=true")])
+                     *(_parse_cell((ests.get(name) or {}).get("meta") or {})
+                       for name in ("verbalized", "verbalized:forced=true"))])
     if not rows:
         return []
     return ["### Does a forced answer format parse better?", "",

@@ -42,7 +42,6 @@ def test_report_numbers_come_from_the_summaries(tmp_path):
     assert "0.988 [0.900, 0.990]" in text and "0.988 [0.900, 0.990]" not in DOC.read_text(encoding="utf-8")
 
 
-
 def test_forced_format_table_reads_each_runs_rates():
     """The forced-format table prints each run's free and forced rates from its summary, and disappears
     for runs drawn without a forced copy."""
@@ -53,13 +52,15 @@ def test_forced_format_table_reads_each_runs_rates():
     d["answer_parse_rates"]["forced"]["answer_parse_rate"] = 0.4321
     d["answer_parse_rates"]["free"]["answer_parse_rate"] = 0.1234
     d["results"]["estimators"]["verbalized"]["meta"].update(parse_rate=0.25, final_parse_rate=0.75)
+    d["results"]["estimators"]["verbalized:forced=true"]["meta"].update(parse_rate=0.9, final_parse_rate=0.9)
     lines = forced_format_section([d])
     row = next(line for line in lines if line.startswith(f"| {d['title']} / {d['task']} |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[2:4] == ["0.123", "0.432"] and cells[6] == "0.250 (0.750)"
+    assert cells[2:4] == ["0.123", "0.432"] and cells[6:8] == ["0.250 (0.750)", "0.900"]
     assert cells[1] == str(d["answer_parse_rates"]["free"]["n_samples"])
     d["answer_parse_rates"] = {"free": d["answer_parse_rates"]["free"]}
     assert forced_format_section([d]) == []
+
 
 def test_parse_tasks():
     assert parse_tasks("mmlu:300:16, gsm8k:50:8:off") == [StudyTask("mmlu", 300, 16), StudyTask("gsm8k", 50, 8, "off")]
